@@ -1,0 +1,88 @@
+package caddymodule
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/arrowgate/arrowgate/provisioner"
+	"github.com/arrowgate/arrowgate/provisioner/sqlite"
+)
+
+// StoreConfig says which database keeps the gateway's state.
+type StoreConfig struct {
+	// Type is "sqlite" (the default, for one gateway instance) or
+	// "postgres" (for several instances sharing one database).
+	Type string `json:"type,omitempty"`
+
+	// Path is the SQLite database file. Default: arrowgate/arrow.db in
+	// Caddy's data directory.
+	Path string `json:"path,omitempty"`
+
+	// DSN is the PostgreSQL connection string. Caddy placeholders such
+	// as {env.ARROW_DB} are replaced.
+	DSN string `json:"dsn,omitempty"`
+
+	// MaxConns bounds the PostgreSQL connection pool. Default: 10.
+	MaxConns int `json:"max_conns,omitempty"`
+}
+
+// stores shares one open store among the handlers that name the same
+// database, across sites and configuration reloads.
+var stores = caddy.NewUsagePool()
+
+// storeCloser lets a store live in the usage pool.
+type storeCloser struct{ provisioner.Store }
+
+func (s storeCloser) Destruct() error { return s.Close() }
+
+func (h *Handler) openStore(ctx caddy.Context) error {
+	repl := caddy.NewReplacer()
+	cfg := h.Store
+	switch cfg.Type {
+	case "", "sqlite":
+		cfg.Type = "sqlite"
+		if cfg.Path == "" {
+			cfg.Path = filepath.Join(caddy.AppDataDir(), "arrowgate",
+				"arrow.db")
+		}
+		cfg.Path = repl.ReplaceAll(cfg.Path, "")
+	case "postgres":
+		cfg.DSN = repl.ReplaceAll(cfg.DSN, "")
+		if cfg.DSN == "" {
+			return fmt.Errorf("store postgres: the connection string " +
+				"is empty")
+		}
+	default:
+		return fmt.Errorf("store: unknown type %q (want sqlite or "+
+			"postgres)", cfg.Type)
+	}
+
+	key := cfg.Type + ":" + cfg.Path + cfg.DSN
+	val, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
+		s, err := openStore(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return storeCloser{s}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("opening %s store: %w", cfg.Type, err)
+	}
+	h.store = val.(storeCloser).Store
+	h.storeKey = key
+	return nil
+}
+
+// openStore opens the database cfg names.
+func openStore(ctx context.Context, cfg StoreConfig) (provisioner.Store,
+	error) {
+	switch cfg.Type {
+	case "postgres":
+		return openPostgres(ctx, cfg)
+	default:
+		return sqlite.Open(ctx, cfg.Path)
+	}
+}
