@@ -81,6 +81,8 @@ type Session struct {
 // Seats used by an organization are its members plus its pending
 // invitations. The seat limit is passed in by the caller, from the
 // configuration, so that lowering it never removes anyone.
+//
+// Times come back in UTC, at least to the microsecond.
 type Store interface {
 	// Member returns the member of org with the normalised email, or
 	// ErrNotFound.
@@ -117,31 +119,35 @@ type Store interface {
 	// SeatsUsed counts members plus pending invitations of org.
 	SeatsUsed(ctx context.Context, orgID string) (int, error)
 
-	// RecordSignIn sets the member's last sign-in time.
+	// RecordSignIn sets the member's last sign-in time, or returns
+	// ErrNotFound if there is no such member.
 	RecordSignIn(ctx context.Context, memberID string, at time.Time) error
 
-	// CreateSession stores a new session.
+	// CreateSession stores a new session. ErrNotFound means its member
+	// no longer exists (removed since signing in): no session is made.
 	CreateSession(ctx context.Context, s Session) error
 
 	// Session returns the session with the given ID hash, or
 	// ErrNotFound. Expiry is the caller's to check.
 	Session(ctx context.Context, idHash string) (Session, error)
 
-	// TouchSession moves the session's LastSeenAt forward.
+	// TouchSession moves the session's LastSeenAt forward, or returns
+	// ErrNotFound if the session is gone.
 	TouchSession(ctx context.Context, idHash string, at time.Time) error
 
 	// DeleteSession ends a session; no error if it does not exist.
 	DeleteSession(ctx context.Context, idHash string) error
 
-	// DeleteExpired removes sessions past their absolute end or idle
-	// since before idleCutoff, and one-time keys past their expiry. It
-	// returns how many rows went.
+	// DeleteExpired removes sessions whose absolute end is at or before
+	// now or last seen at or before idleCutoff, and one-time keys whose
+	// expiry is at or before now. It returns how many rows went.
 	DeleteExpired(ctx context.Context, now, idleCutoff time.Time) (int, error)
 
 	// ConsumeOnce records key as used until expires. It returns
-	// ErrReplayed if the key is already recorded and not expired. It
-	// backs the SAML replay cache, shared by every gateway instance on
-	// the store.
+	// ErrReplayed if the key is already recorded and not expired; a
+	// key whose record expired (by the store's clock) is recorded
+	// anew. It backs the SAML replay cache, shared by every gateway
+	// instance on the store.
 	ConsumeOnce(ctx context.Context, key string, expires time.Time) error
 
 	// Secret returns the value stored under name. If there is none, it
