@@ -68,8 +68,8 @@ type Handler struct {
 	MemberCacheTTL caddy.Duration `json:"member_cache_ttl,omitempty"`
 
 	// SPCert and SPKey are PEM files with the service provider's
-	// certificate and private key, used to sign AuthnRequests and to
-	// decrypt assertions. Both or neither. Default: a pair generated
+	// certificate and RSA private key, published in the metadata and
+	// used to decrypt encrypted assertions. Both or neither. Default: a pair generated
 	// once and kept in the store, so every instance on the same store
 	// publishes the same metadata.
 	SPCert string `json:"sp_cert,omitempty"`

@@ -20,7 +20,6 @@ import (
 
 	"github.com/crewjam/saml"
 	"github.com/crewjam/saml/samlsp"
-	dsig "github.com/russellhaering/goxmldsig"
 	"go.uber.org/zap"
 
 	"github.com/arrowgate/arrowgate/provisioner"
@@ -258,7 +257,6 @@ func (h *Handler) serviceProvider(st *orgState, origin string,
 		AcsURL:                      *acsURL,
 		IDPMetadata:                 idp,
 		AuthnNameIDFormat:           saml.EmailAddressNameIDFormat,
-		SignatureMethod:             dsig.RSASHA256SignatureMethod,
 		AllowIDPInitiated:           false,
 		RejectUnknownConditions:     true,
 		RejectSHA1Signatures:        true,

@@ -88,6 +88,12 @@ func (h *Handler) redirectToIDP(w http.ResponseWriter, r *http.Request,
 			fmt.Errorf("making authn request: %w", err))
 		return
 	}
+	// the email goes along as the requested subject and as login_hint,
+	// so the identity provider can pre-fill its form
+	req.Subject = &saml.Subject{NameID: &saml.NameID{
+		Format: string(saml.EmailAddressNameIDFormat),
+		Value:  email,
+	}}
 	relayState, err := randomToken(16)
 	if err != nil {
 		h.unavailable(w, r, st.DisplayName(), err)
@@ -99,8 +105,7 @@ func (h *Handler) redirectToIDP(w http.ResponseWriter, r *http.Request,
 			fmt.Errorf("encoding authn request: %w", err))
 		return
 	}
-	// most identity providers pre-fill their form from login_hint
-	// (appended, so the signed part of the query stays as it was)
+	// appended, so the signed part of the query stays as it was
 	target.RawQuery += "&login_hint=" + url.QueryEscape(email)
 
 	err = h.setTrackingCookie(w, r, relayState, tracked{

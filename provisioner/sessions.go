@@ -143,7 +143,12 @@ func (s *Sessions) Check(ctx context.Context, id string) (Session, error) {
 	}
 
 	if now.Sub(sess.LastSeenAt) >= s.touch {
-		if err := s.store.TouchSession(ctx, hash, now); err != nil {
+		err := s.store.TouchSession(ctx, hash, now)
+		if errors.Is(err, ErrNotFound) {
+			s.sessions.Remove(hash)
+			return Session{}, ErrNotFound
+		}
+		if err != nil {
 			return Session{}, fmt.Errorf("touching session: %w", err)
 		}
 		sess.LastSeenAt = now
