@@ -104,8 +104,14 @@ func (o Org) Validate() error {
 		return fmt.Errorf("org %q: the id must be 1 to 63 lower-case "+
 			"letters, digits or dashes", o.ID)
 	}
-	if _, err := ParsePlan(string(o.Plan)); err != nil {
+	p, err := ParsePlan(string(o.Plan))
+	if err != nil {
 		return fmt.Errorf("org %s: %w", o.ID, err)
+	}
+	if p != o.Plan {
+		// OffersJIT and the pages compare plans as they are
+		return fmt.Errorf("org %s: plan %q is not normalised (want %q)",
+			o.ID, o.Plan, p)
 	}
 	if o.Seats < 0 {
 		return fmt.Errorf("org %s: seats must not be negative, got %d",
@@ -159,6 +165,10 @@ func validOrgID(id string) bool {
 // ErrBadEmail is returned for an address that is not a plain work email.
 var ErrBadEmail = errors.New("not a valid email address")
 
+// ErrBadDomain is returned for a name that is not a domain an
+// organization could verify.
+var ErrBadDomain = errors.New("not a valid domain name")
+
 // idnaProfile is the lookup profile: it maps case and width, checks
 // the labels and rejects what a registrar would not issue.
 var idnaProfile = idna.New(
@@ -170,15 +180,15 @@ var idnaProfile = idna.New(
 )
 
 // NormalizeDomain lower-cases and IDNA-normalises a domain to its ASCII
-// (Punycode) form. A trailing dot, an empty label or a character that no
-// domain may hold is an error.
+// (Punycode) form. A trailing dot, an empty label, a single label or a
+// character that no domain may hold is ErrBadDomain.
 func NormalizeDomain(domain string) (string, error) {
 	if domain == "" || strings.HasSuffix(domain, ".") {
-		return "", fmt.Errorf("domain %q: %w", domain, ErrBadEmail)
+		return "", ErrBadDomain
 	}
 	ascii, err := idnaProfile.ToASCII(domain)
 	if err != nil || !strings.Contains(ascii, ".") {
-		return "", fmt.Errorf("domain %q: %w", domain, ErrBadEmail)
+		return "", ErrBadDomain
 	}
 	return ascii, nil
 }
