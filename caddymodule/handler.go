@@ -150,6 +150,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.auditLog = h.logger.Named("audit")
 	h.now = time.Now
 	h.setDefaults()
+	if (h.SPCert == "") != (h.SPKey == "") {
+		return errors.New("sp_cert and sp_key go together: set both " +
+			"or neither")
+	}
 
 	dir, err := h.directory()
 	if err != nil {
@@ -259,12 +263,8 @@ func (oc OrgConfig) org() (provisioner.Org, error) {
 	return o, nil
 }
 
-// Validate checks what Provision could not, such as the key pair rule.
+// Validate warns of risky settings; Provision has checked the rest.
 func (h *Handler) Validate() error {
-	if (h.SPCert == "") != (h.SPKey == "") {
-		return errors.New("sp_cert and sp_key go together: set both " +
-			"or neither")
-	}
 	if time.Duration(h.SessionIdle) > time.Duration(h.SessionLifetime) {
 		h.logger.Warn("session_idle is longer than session_lifetime; " +
 			"sessions end at session_lifetime")
