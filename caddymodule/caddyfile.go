@@ -29,7 +29,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //	arrow_sso {
 //		store sqlite <path>
 //		store postgres <dsn> {
-//			max_conns <n>
+//			max_conns <n>       # default 10
+//			schema    <name>    # default: the DSN's search_path
 //		}
 //		base_path        <path>      # default /.arrow
 //		session_lifetime <duration>  # default 12h
@@ -113,17 +114,28 @@ func (s *StoreConfig) unmarshal(d *caddyfile.Dispenser) error {
 			s.Type)
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		if d.Val() != "max_conns" || s.Type != "postgres" {
-			return d.Errf("store %s: unknown option %q", s.Type, d.Val())
-		}
-		if err := intArg(d, "store postgres: max_conns", &s.MaxConns); err != nil {
+		if err := s.unmarshalOption(d); err != nil {
 			return err
-		}
-		if s.MaxConns < 1 {
-			return d.Errf("store postgres: max_conns must be at least 1")
 		}
 	}
 	return nil
+}
+
+func (s *StoreConfig) unmarshalOption(d *caddyfile.Dispenser) error {
+	switch opt := d.Val(); {
+	case s.Type != "postgres":
+		return d.Errf("store %s: unknown option %q", s.Type, opt)
+	case opt == "schema":
+		return oneArg(d, &s.Schema)
+	case opt == "max_conns":
+		err := intArg(d, "store postgres: max_conns", &s.MaxConns)
+		if err == nil && s.MaxConns < 1 {
+			err = d.Errf("store postgres: max_conns must be at least 1")
+		}
+		return err
+	default:
+		return d.Errf("store postgres: unknown option %q", opt)
+	}
 }
 
 func unmarshalOrg(d *caddyfile.Dispenser) (OrgConfig, error) {

@@ -406,7 +406,7 @@ func TestLoginPageMessages(t *testing.T) {
 	loc := r.Header.Get("Location")
 	if r.StatusCode != http.StatusFound ||
 		!strings.HasPrefix(loc, e.acmeIDP.URL) ||
-		!strings.Contains(loc, "login_hint=Alice%40acme.test") {
+		!strings.Contains(loc, "login_hint=alice%40acme.test") {
 		t.Fatalf("known domain: want a redirect to acme's IdP, got %d %s",
 			r.StatusCode, loc)
 	}

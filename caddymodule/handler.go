@@ -86,6 +86,7 @@ type Handler struct {
 	orgs     map[string]*orgState
 	prov     *provisioner.Provisioner
 	sessions *provisioner.Sessions
+	keys     *keyLoad
 	sp       spIdentity
 	cookies  cookieSigner
 	now      func() time.Time
@@ -149,6 +150,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.auditLog = h.logger.Named("audit")
 	h.now = time.Now
+	h.keys = new(keyLoad)
 	h.setDefaults()
 	if (h.SPCert == "") != (h.SPKey == "") {
 		return errors.New("sp_cert and sp_key go together: set both " +
@@ -166,17 +168,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	if err := h.loadServiceProvider(ctx); err != nil {
-		return err
+	// keys come from the store; a store that is down now is retried
+	// on the first request that needs them
+	if err := h.loadKeys(ctx); err != nil {
+		if !errors.Is(err, provisioner.ErrUnavailable) {
+			return err
+		}
+		h.logger.Warn("store unavailable at start-up; sign-in answers "+
+			"503 until it is back", zap.Error(err))
 	}
-	key, err := h.store.Secret(ctx, "cookie-key", func() ([]byte, error) {
-		k, err := randomToken(32)
-		return []byte(k), err
-	})
-	if err != nil {
-		return fmt.Errorf("loading cookie key: %w", err)
-	}
-	h.cookies = cookieSigner{key: key}
 
 	bg, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
@@ -291,6 +291,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request,
 	next caddyhttp.Handler) error {
 	stripIdentityHeaders(r.Header)
 
+	if err := h.loadKeys(r.Context()); err != nil {
+		h.unavailable(w, r, "", err)
+		return nil
+	}
 	if p, ok := h.ownPath(r.URL.Path); ok {
 		h.serveOwn(w, r, p)
 		return nil

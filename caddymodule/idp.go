@@ -48,6 +48,38 @@ type orgState struct {
 	fetchMu   sync.Mutex   // one fetch at a time
 }
 
+// keyLoad guards the one successful load of the keys.
+type keyLoad struct {
+	mu   sync.Mutex
+	done atomic.Bool
+}
+
+// loadKeys loads the service provider's key pair and the cookie key once.
+// After the first success it costs one atomic load.
+func (h *Handler) loadKeys(ctx context.Context) error {
+	if h.keys.done.Load() {
+		return nil
+	}
+	h.keys.mu.Lock()
+	defer h.keys.mu.Unlock()
+	if h.keys.done.Load() {
+		return nil
+	}
+	if err := h.loadServiceProvider(ctx); err != nil {
+		return err
+	}
+	key, err := h.store.Secret(ctx, "cookie-key", func() ([]byte, error) {
+		k, err := randomToken(32)
+		return []byte(k), err
+	})
+	if err != nil {
+		return fmt.Errorf("loading cookie key: %w", err)
+	}
+	h.cookies = cookieSigner{key: key}
+	h.keys.done.Store(true)
+	return nil
+}
+
 // loadServiceProvider reads the configured key pair, or the one kept in
 // the store, making it on first use.
 func (h *Handler) loadServiceProvider(ctx context.Context) error {

@@ -27,6 +27,10 @@ type StoreConfig struct {
 
 	// MaxConns bounds the PostgreSQL connection pool. Default: 10.
 	MaxConns int `json:"max_conns,omitempty"`
+
+	// Schema is the PostgreSQL schema of the gateway's tables, created
+	// when missing. Default: the DSN's search_path, normally public.
+	Schema string `json:"schema,omitempty"`
 }
 
 // stores shares one open store among the handlers that name the same
@@ -60,7 +64,7 @@ func (h *Handler) openStore(ctx caddy.Context) error {
 			"postgres)", cfg.Type)
 	}
 
-	key := cfg.Type + ":" + cfg.Path + cfg.DSN
+	key := cfg.Type + ":" + cfg.Path + cfg.DSN + "#" + cfg.Schema
 	val, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
 		s, err := openStore(ctx, cfg)
 		if err != nil {

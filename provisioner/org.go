@@ -195,8 +195,9 @@ func NormalizeDomain(domain string) (string, error) {
 
 // NormalizeEmail trims an address typed by a person, checks that it is a
 // single plain address (no display name, no comment, one @), and returns
-// it with its domain normalised by NormalizeDomain. The local part keeps
-// its case, as mail servers may treat it so.
+// it lower-cased, with its domain normalised by NormalizeDomain. The
+// local part is lower-cased too: identity providers are not consistent
+// about its case, and one person must never take two seats.
 func NormalizeEmail(s string) (email, domain string, err error) {
 	s = strings.TrimSpace(s)
 	if s == "" || len(s) > 254 || strings.ContainsAny(s, " \t\r\n<>()\",;") {
@@ -213,7 +214,7 @@ func NormalizeEmail(s string) (email, domain string, err error) {
 	if err != nil {
 		return "", "", ErrBadEmail
 	}
-	return local + "@" + domain, domain, nil
+	return strings.ToLower(local) + "@" + domain, domain, nil
 }
 
 // Directory finds the organization that owns an email domain. It is

@@ -15,7 +15,7 @@ func TestNormalizeEmail(t *testing.T) {
 	}{
 		{"ann@acme.example", "ann@acme.example", "acme.example"},
 		{"  ann@acme.example\t\n", "ann@acme.example", "acme.example"},
-		{"Ann.Lee@ACME.Example", "Ann.Lee@acme.example", "acme.example"},
+		{"Ann.Lee@ACME.Example", "ann.lee@acme.example", "acme.example"},
 		{"ann@Bücher.example", "ann@xn--bcher-kva.example",
 			"xn--bcher-kva.example"},
 		{"ann@xn--bcher-kva.example", "ann@xn--bcher-kva.example",
@@ -262,7 +262,7 @@ func ExampleNormalizeEmail() {
 	_, _, err = provisioner.NormalizeEmail("Ann Lee <ann@acme.example>")
 	fmt.Println(err)
 	// Output:
-	// Ann.Lee@xn--bcher-kva.example xn--bcher-kva.example <nil>
+	// ann.lee@xn--bcher-kva.example xn--bcher-kva.example <nil>
 	// not a valid email address
 }
 
