@@ -17,7 +17,7 @@ const memberColumns = `id, org_id, email, name, source, created_at,
 // Member returns the member of org with the normalised email.
 func (s *Store) Member(ctx context.Context, orgID, email string) (
 	provisioner.Member, error) {
-	ctx, cancel, err := s.begin(ctx)
+	ctx, cancel, err := s.enter(ctx)
 	if err != nil {
 		return provisioner.Member{}, fail("looking up member", err)
 	}
@@ -32,7 +32,7 @@ func (s *Store) Member(ctx context.Context, orgID, email string) (
 // MemberByID returns the member with the given ID.
 func (s *Store) MemberByID(ctx context.Context, id string) (
 	provisioner.Member, error) {
-	ctx, cancel, err := s.begin(ctx)
+	ctx, cancel, err := s.enter(ctx)
 	if err != nil {
 		return provisioner.Member{}, fail("looking up member", err)
 	}
@@ -53,7 +53,7 @@ func (s *Store) MemberByID(ctx context.Context, id string) (
 // returned as is.
 func (s *Store) AddMember(ctx context.Context, m provisioner.Member,
 	seats int) (provisioner.Member, error) {
-	ctx, cancel, err := s.begin(ctx)
+	ctx, cancel, err := s.enter(ctx)
 	if err != nil {
 		return provisioner.Member{}, fail("adding member", err)
 	}
@@ -153,7 +153,7 @@ WHERE EXISTS (SELECT 1 FROM invited)
 // organization's lock like AddMember.
 func (s *Store) Invite(ctx context.Context, inv provisioner.Invitation,
 	seats int) error {
-	ctx, cancel, err := s.begin(ctx)
+	ctx, cancel, err := s.enter(ctx)
 	if err != nil {
 		return fail("inviting", err)
 	}
@@ -207,7 +207,7 @@ WHERE (SELECT count(*) FROM members WHERE org_id = $1)
 // Invitation returns the pending invitation for email.
 func (s *Store) Invitation(ctx context.Context, orgID, email string) (
 	provisioner.Invitation, error) {
-	ctx, cancel, err := s.begin(ctx)
+	ctx, cancel, err := s.enter(ctx)
 	if err != nil {
 		return provisioner.Invitation{}, fail("looking up invitation", err)
 	}
@@ -227,7 +227,7 @@ SELECT created_at FROM invitations WHERE org_id = $1 AND email = $2`,
 // RemoveMember removes a member and their sessions, freeing the seat,
 // and tells every instance listening, in the same transaction.
 func (s *Store) RemoveMember(ctx context.Context, memberID string) error {
-	ctx, cancel, err := s.begin(ctx)
+	ctx, cancel, err := s.enter(ctx)
 	if err != nil {
 		return fail("removing member", err)
 	}
@@ -274,7 +274,7 @@ func deleteSessionsOf(ctx context.Context, tx pgx.Tx, memberID string) (
 // Members lists an organization's members, oldest first.
 func (s *Store) Members(ctx context.Context, orgID string) (
 	[]provisioner.Member, error) {
-	ctx, cancel, err := s.begin(ctx)
+	ctx, cancel, err := s.enter(ctx)
 	if err != nil {
 		return nil, fail("listing members", err)
 	}
@@ -296,7 +296,7 @@ func (s *Store) Members(ctx context.Context, orgID string) (
 
 // SeatsUsed counts members plus pending invitations of org.
 func (s *Store) SeatsUsed(ctx context.Context, orgID string) (int, error) {
-	ctx, cancel, err := s.begin(ctx)
+	ctx, cancel, err := s.enter(ctx)
 	if err != nil {
 		return 0, fail("counting seats", err)
 	}
@@ -315,7 +315,7 @@ SELECT (SELECT count(*) FROM members WHERE org_id = $1)
 // RecordSignIn sets the member's last sign-in time.
 func (s *Store) RecordSignIn(ctx context.Context, memberID string,
 	at time.Time) error {
-	ctx, cancel, err := s.begin(ctx)
+	ctx, cancel, err := s.enter(ctx)
 	if err != nil {
 		return fail("recording sign-in", err)
 	}

@@ -82,14 +82,27 @@ func (s *Store) notify(ctx context.Context, tx pgx.Tx,
 // are missed: caches forget those entries after their own TTL.
 func (s *Store) Listen(ctx context.Context,
 	fn func(provisioner.Invalidation)) error {
-	wait := 100 * time.Millisecond
+	const first = 100 * time.Millisecond
+	wait, failures := first, 0
+	listening := func() {
+		if failures > 0 {
+			s.log.Info("invalidation listener reconnected",
+				zap.Int("attempts", failures))
+		}
+		wait, failures = first, 0
+	}
 	for {
-		err := s.listen(ctx, fn, func() { wait = 100 * time.Millisecond })
+		err := s.listen(ctx, fn, listening)
 		if ctx.Err() != nil {
 			return nil
 		}
-		s.log.Warn("invalidation listener lost postgres; reconnecting",
-			zap.Duration("after", wait), zap.Error(err))
+		failures++
+		level := zap.DebugLevel
+		if failures == 1 {
+			level = zap.WarnLevel
+		}
+		s.log.Log(level, "invalidation listener lost postgres; "+
+			"reconnecting", zap.Duration("after", wait), zap.Error(err))
 		pause(ctx, wait)
 		wait = min(2*wait, 5*time.Second)
 	}

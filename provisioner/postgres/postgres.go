@@ -199,7 +199,8 @@ func newStore(pool *pgxpool.Pool, opts Options) *Store {
 }
 
 // Close stops the background retry and releases the pool's
-// connections. Listen calls end with their own contexts.
+// connections. Listen calls end with their own contexts, not with
+// Close.
 func (s *Store) Close() error {
 	if s.stop != nil {
 		s.stop()
@@ -233,9 +234,9 @@ func (s *Store) fatalErr() error {
 	return s.fatal
 }
 
-// begin bounds a call by the store's timeout and makes sure the schema
+// enter bounds a call by the store's timeout and makes sure the schema
 // is migrated before the call touches it.
-func (s *Store) begin(ctx context.Context) (context.Context,
+func (s *Store) enter(ctx context.Context) (context.Context,
 	context.CancelFunc, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	if s.migrated.Load() {
@@ -318,7 +319,7 @@ func (s *Store) startRetry() {
 	s.stop = stop
 	s.retrier.Go(func() {
 		wait := 100 * time.Millisecond
-		for {
+		for attempt := 1; ; attempt++ {
 			select {
 			case <-ctx.Done():
 				return
@@ -327,7 +328,7 @@ func (s *Store) startRetry() {
 			case <-time.After(wait):
 			}
 			wait = min(2*wait, 5*time.Second)
-			if s.retryOnce(ctx) {
+			if s.retryOnce(ctx, attempt) {
 				return
 			}
 		}
@@ -335,8 +336,9 @@ func (s *Store) startRetry() {
 }
 
 // retryOnce makes one migration attempt and reports whether retrying is
-// over.
-func (s *Store) retryOnce(ctx context.Context) bool {
+// over. Failures are logged as warnings about once a minute, and at
+// debug level in between.
+func (s *Store) retryOnce(ctx context.Context, attempt int) bool {
 	actx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	start := time.Now()
@@ -344,13 +346,21 @@ func (s *Store) retryOnce(ctx context.Context) bool {
 	switch {
 	case err == nil:
 		s.log.Info("postgres reachable again; store ready",
+			zap.Int("attempts", attempt),
 			zap.Duration("migration_took", time.Since(start)))
 		return true
 	case s.fatalErr() != nil:
 		s.log.Error("postgres store unusable", zap.Error(err))
 		return true
+	case ctx.Err() != nil:
+		return true // closed
 	}
-	s.log.Debug("postgres still unreachable", zap.Error(err))
+	level := zap.DebugLevel
+	if attempt%12 == 0 {
+		level = zap.WarnLevel
+	}
+	s.log.Log(level, "postgres still unreachable",
+		zap.Int("attempts", attempt), zap.Error(err))
 	return false
 }
 

@@ -17,7 +17,7 @@ import (
 // ErrExists.
 func (s *Store) CreateSession(ctx context.Context,
 	sess provisioner.Session) error {
-	ctx, cancel, err := s.begin(ctx)
+	ctx, cancel, err := s.enter(ctx)
 	if err != nil {
 		return fail("creating session", err)
 	}
@@ -53,7 +53,7 @@ func constraintOutcome(err error) error {
 // Session returns the session with the given ID hash.
 func (s *Store) Session(ctx context.Context, idHash string) (
 	provisioner.Session, error) {
-	ctx, cancel, err := s.begin(ctx)
+	ctx, cancel, err := s.enter(ctx)
 	if err != nil {
 		return provisioner.Session{}, fail("loading session", err)
 	}
@@ -78,7 +78,7 @@ FROM sessions WHERE id_hash = $1`, idHash).Scan(&sess.MemberID,
 // ErrNotFound if the session is gone.
 func (s *Store) TouchSession(ctx context.Context, idHash string,
 	at time.Time) error {
-	ctx, cancel, err := s.begin(ctx)
+	ctx, cancel, err := s.enter(ctx)
 	if err != nil {
 		return fail("touching session", err)
 	}
@@ -98,7 +98,7 @@ WHERE id_hash = $1`, idHash, at)
 // DeleteSession ends a session and, if it existed, tells every
 // instance listening, in the same statement.
 func (s *Store) DeleteSession(ctx context.Context, idHash string) error {
-	ctx, cancel, err := s.begin(ctx)
+	ctx, cancel, err := s.enter(ctx)
 	if err != nil {
 		return fail("ending session", err)
 	}
@@ -122,7 +122,7 @@ SELECT pg_notify($2, $3) FROM ended`, idHash, s.channel, payload)
 // sessions are not announced: every instance checks expiry itself.
 func (s *Store) DeleteExpired(ctx context.Context, now,
 	idleCutoff time.Time) (int, error) {
-	ctx, cancel, err := s.begin(ctx)
+	ctx, cancel, err := s.enter(ctx)
 	if err != nil {
 		return 0, fail("deleting expired rows", err)
 	}
@@ -154,7 +154,7 @@ DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2`,
 // left alone and reported as ErrReplayed.
 func (s *Store) ConsumeOnce(ctx context.Context, key string,
 	expires time.Time) error {
-	ctx, cancel, err := s.begin(ctx)
+	ctx, cancel, err := s.enter(ctx)
 	if err != nil {
 		return fail("recording one-time key", err)
 	}
@@ -177,7 +177,7 @@ WHERE once_keys.expires_at <= $3`, key, expires, s.opts.Now())
 // value that was inserted first.
 func (s *Store) Secret(ctx context.Context, name string,
 	create func() ([]byte, error)) ([]byte, error) {
-	ctx, cancel, err := s.begin(ctx)
+	ctx, cancel, err := s.enter(ctx)
 	if err != nil {
 		return nil, fail("loading secret "+name, err)
 	}
