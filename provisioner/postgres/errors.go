@@ -182,7 +182,7 @@ func unavailableState(code string) bool {
 		"57P02", // crash_shutdown
 		"57P03", // cannot_connect_now
 		"57P05", // idle_session_timeout
-		"57014", // query_canceled, by our timeout
+		"57014", // query_canceled, by a statement_timeout
 		"25006": // read_only_sql_transaction, a standby
 		return true
 	}
