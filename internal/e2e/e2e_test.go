@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,17 +33,7 @@ var (
 )
 
 func TestSignInThroughSimpleSAMLphp(t *testing.T) {
-	sp := startTestServiceProvider(t)
-	start := time.Now()
-	ssp := StartSimpleSAMLphp(t, SSPConfig{
-		Users:            []SSPUser{alice, bob},
-		ServiceProviders: []SSPServiceProvider{sp.entry()},
-	})
-	t.Logf("SimpleSAMLphp answered after %v", time.Since(start))
-	sp.trust(t, ssp)
-	start = time.Now()
-	browser := StartBrowser(t)
-	t.Logf("Chromium started in %v", time.Since(start))
+	sp, browser := startSignInRig(t, alice, bob)
 
 	tests := []struct {
 		name               string
@@ -72,12 +64,7 @@ func TestSignInThroughSimpleSAMLphp(t *testing.T) {
 
 			start := time.Now()
 			signIn(t, ctx, sp.loginURL(), tc.username, tc.password)
-			page, err := WaitForText(ctx,
-				append([]string{tc.wantText}, endTexts...)...)
-			if err != nil || !strings.Contains(page, tc.wantText) {
-				t.Fatalf("want %q on the page (%v); it shows:\n%s",
-					tc.wantText, err, page)
-			}
+			waitForEnd(t, ctx, tc.wantText)
 			t.Logf("sign-in round trip: %v", time.Since(start))
 
 			got := sp.received()[seen:]
@@ -93,6 +80,82 @@ func TestSignInThroughSimpleSAMLphp(t *testing.T) {
 			}
 			checkSignedIn(t, got[0], tc.wantNameID)
 		})
+	}
+}
+
+func TestSignInsAtTheSameTime(t *testing.T) {
+	users := make([]SSPUser, 4)
+	for i := range users {
+		users[i] = SSPUser{
+			Username: fmt.Sprintf("user%d", i),
+			Password: fmt.Sprintf("password %d", i),
+			Email:    fmt.Sprintf("user%d@example.com", i),
+			Name:     fmt.Sprintf("User %d", i),
+		}
+	}
+	sp, browser := startSignInRig(t, users...)
+
+	start := time.Now()
+	t.Run("together", func(t *testing.T) {
+		for _, u := range users {
+			t.Run(u.Username, func(t *testing.T) {
+				t.Parallel()
+				win := NewPrivateWindow(t, browser)
+				ScreenshotOnFailure(t, win)
+				ctx, cancel := context.WithTimeout(win, 30*time.Second)
+				defer cancel()
+				signIn(t, ctx, sp.loginURL(), u.Username, u.Password)
+				waitForEnd(t, ctx, fmt.Sprintf("as %s (%s)", u.Email, u.Name))
+			})
+		}
+	})
+	t.Logf("%d sign-ins at once: %v", len(users), time.Since(start))
+
+	got := sp.received()
+	if len(got) != len(users) {
+		t.Fatalf("the service provider got %d responses, want %d",
+			len(got), len(users))
+	}
+	for _, res := range got {
+		i := slices.IndexFunc(users, func(u SSPUser) bool {
+			return u.Email == res.NameID
+		})
+		if i < 0 {
+			t.Fatalf("the service provider got NameID %q, no user's",
+				res.NameID)
+		}
+		checkSignedIn(t, res, users[i].Email)
+		users = slices.Delete(users, i, i+1)
+	}
+}
+
+// startSignInRig starts the test service provider, SimpleSAMLphp with
+// users and that service provider, and Chromium, logging how long each
+// takes.
+func startSignInRig(t testing.TB,
+	users ...SSPUser) (*testServiceProvider, context.Context) {
+	t.Helper()
+	sp := startTestServiceProvider(t)
+	start := time.Now()
+	ssp := StartSimpleSAMLphp(t, SSPConfig{
+		Users:            users,
+		ServiceProviders: []SSPServiceProvider{sp.entry()},
+	})
+	t.Logf("SimpleSAMLphp answered after %v", time.Since(start))
+	sp.trust(t, ssp)
+	start = time.Now()
+	browser := StartBrowser(t)
+	t.Logf("Chromium started in %v", time.Since(start))
+	return sp, browser
+}
+
+// waitForEnd waits for the page where a sign-in ends and checks it shows
+// want.
+func waitForEnd(t testing.TB, ctx context.Context, want string) {
+	t.Helper()
+	page, err := WaitForText(ctx, append([]string{want}, endTexts...)...)
+	if err != nil || !strings.Contains(page, want) {
+		t.Fatalf("want %q on the page (%v); it shows:\n%s", want, err, page)
 	}
 }
 
