@@ -48,9 +48,18 @@ func StartBrowser(t testing.TB, opts ...BrowserOption) context.Context {
 		o(&cfg)
 	}
 
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "chromium.log")
+	log, err := os.Create(logPath)
+	if err != nil {
+		t.Fatalf("e2e: creating the browser log: %v", err)
+	}
+	t.Cleanup(func() { log.Close() })
+
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(path),
-		chromedp.UserDataDir(filepath.Join(t.TempDir(), "profile")),
+		chromedp.CombinedOutput(log),
+		chromedp.UserDataDir(filepath.Join(dir, "profile")),
 		chromedp.WindowSize(cfg.width, cfg.height),
 		chromedp.Headless,
 		chromedp.NoSandbox,
@@ -71,7 +80,7 @@ func StartBrowser(t testing.TB, opts ...BrowserOption) context.Context {
 	// the first action starts the browser; do it now, so that a browser
 	// that cannot start fails here and not in the middle of a test.
 	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("e2e: starting %s: %v", path, err)
+		t.Fatalf("e2e: starting %s: %v\n%s", path, err, tail(logPath, 30))
 	}
 	return ctx
 }

@@ -81,7 +81,8 @@ type SSP struct {
 	// MetadataURL serves its SAML metadata, for idp_metadata_url.
 	MetadataURL string
 
-	// SSOURL receives AuthnRequests (HTTP-Redirect and HTTP-POST).
+	// SSOURL receives AuthnRequests. The metadata offers it with the
+	// HTTP-Redirect binding only.
 	SSOURL string
 
 	metadata []byte
