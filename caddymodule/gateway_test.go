@@ -26,6 +26,7 @@ type env struct {
 }
 
 type envOptions struct {
+	admin  string // the admin endpoint's address; empty means off
 	seats  int
 	jit    string
 	acmeMD string // overrides acme's idp_metadata_url
@@ -51,7 +52,11 @@ func startEnv(t *testing.T, o envOptions) *env {
 		o.acmeMD = acme.MetadataURL()
 	}
 
-	gatewaytest.Load(t, gatewaytest.GlobalOptions(t)+fmt.Sprintf(`
+	global := gatewaytest.GlobalOptions(t)
+	if o.admin != "" {
+		global = strings.Replace(global, "admin off", "admin "+o.admin, 1)
+	}
+	gatewaytest.Load(t, global+fmt.Sprintf(`
 %s {
 	arrow_sso {
 		store sqlite %s

@@ -193,6 +193,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Now:      h.now,
 	})
 	h.startBackground(bg)
+	h.register()
 	return nil
 }
 
@@ -274,6 +275,7 @@ func (h *Handler) Validate() error {
 
 // Cleanup stops the background work and releases the store.
 func (h *Handler) Cleanup() error {
+	h.unregister()
 	if h.cancel != nil {
 		h.cancel()
 	}
