@@ -137,7 +137,9 @@ func (h *Handler) clearSessionCookie(w http.ResponseWriter,
 
 // setTrackingCookie ties the login started here to this browser. Over
 // https it is SameSite=None so that the identity provider's cross-site
-// POST carries it; plain http allows only Lax.
+// POST carries it. Plain http cannot have None (it needs Secure) and an
+// explicit Lax would be withheld from that POST, so there the attribute
+// is left out: browsers then send a fresh cookie with a top-level POST.
 func (h *Handler) setTrackingCookie(w http.ResponseWriter, r *http.Request,
 	relayState string, t tracked) error {
 	name := trackingCookieName(relayState)
@@ -145,7 +147,7 @@ func (h *Handler) setTrackingCookie(w http.ResponseWriter, r *http.Request,
 	if err != nil {
 		return err
 	}
-	same := http.SameSiteLaxMode
+	same := http.SameSiteDefaultMode
 	if isHTTPS(r) {
 		same = http.SameSiteNoneMode
 	}

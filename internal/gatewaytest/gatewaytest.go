@@ -27,6 +27,7 @@ import (
 
 	// the Caddy modules the gateways under test use
 	_ "github.com/arrowgate/arrowgate/caddymodule"
+	_ "github.com/arrowgate/arrowgate/examples/demoapp"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	"github.com/arrowgate/arrowgate/examples/demoidp"
