@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"context"
 	"fmt"
 	"path/filepath"
 
@@ -81,7 +80,7 @@ func (h *Handler) openStore(ctx caddy.Context) error {
 }
 
 // openStore opens the database cfg names.
-func openStore(ctx context.Context, cfg StoreConfig) (provisioner.Store,
+func openStore(ctx caddy.Context, cfg StoreConfig) (provisioner.Store,
 	error) {
 	switch cfg.Type {
 	case "postgres":
