@@ -82,15 +82,17 @@ type Handler struct {
 	auditLog *zap.Logger
 	store    provisioner.Store
 	storeKey string
-	dir      *provisioner.Directory
-	orgs     map[string]*orgState
-	prov     *provisioner.Provisioner
-	sessions *provisioner.Sessions
-	keys     *keyLoad
-	sp       spIdentity
-	cookies  cookieSigner
-	now      func() time.Time
-	cancel   context.CancelFunc
+	// sessionsKey names the shared session manager in sessionManagers
+	sessionsKey string
+	dir         *provisioner.Directory
+	orgs        map[string]*orgState
+	prov        *provisioner.Provisioner
+	sessions    *provisioner.Sessions
+	keys        *keyLoad
+	sp          spIdentity
+	cookies     cookieSigner
+	now         func() time.Time
+	cancel      context.CancelFunc
 }
 
 // OrgConfig configures one organization.
@@ -186,12 +188,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	h.prov = &provisioner.Provisioner{Store: h.store, Now: h.now}
-	h.sessions = provisioner.NewSessions(h.store, provisioner.SessionConfig{
-		Lifetime: time.Duration(h.SessionLifetime),
-		Idle:     time.Duration(h.SessionIdle),
-		CacheTTL: time.Duration(h.MemberCacheTTL),
-		Now:      h.now,
-	})
+	h.loadSessions()
 	h.startBackground(bg)
 	h.register()
 	return nil
@@ -278,6 +275,9 @@ func (h *Handler) Cleanup() error {
 	h.unregister()
 	if h.cancel != nil {
 		h.cancel()
+	}
+	if h.sessionsKey != "" {
+		_, _ = sessionManagers.Delete(h.sessionsKey)
 	}
 	if h.storeKey != "" {
 		if _, err := stores.Delete(h.storeKey); err != nil {

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -88,4 +89,36 @@ func openStore(ctx caddy.Context, cfg StoreConfig) (provisioner.Store,
 	default:
 		return sqlite.Open(ctx, cfg.Path)
 	}
+}
+
+// sessionManagers shares one session manager, and so its caches, among
+// the handlers on the same store with the same lifetimes. A reload keeps
+// the caches warm and does not start their cleanup goroutines again.
+//
+// TODO: golang-lru v2.0.7's expirable LRU cannot stop its cleanup
+// goroutine, so each manager leaves two behind when its last handler
+// goes; sharing bounds that to one set per distinct configuration.
+var sessionManagers = caddy.NewUsagePool()
+
+type sessionsHolder struct{ *provisioner.Sessions }
+
+func (sessionsHolder) Destruct() error { return nil }
+
+// loadSessions takes the shared session manager for this handler's store
+// and lifetimes, making it on first use.
+func (h *Handler) loadSessions() {
+	cfg := provisioner.SessionConfig{
+		Lifetime: time.Duration(h.SessionLifetime),
+		Idle:     time.Duration(h.SessionIdle),
+		CacheTTL: time.Duration(h.MemberCacheTTL),
+		Now:      h.now,
+	}
+	key := fmt.Sprintf("%s|%s|%s|%s", h.storeKey, cfg.Lifetime, cfg.Idle,
+		cfg.CacheTTL)
+	val, _, _ := sessionManagers.LoadOrNew(key, func() (caddy.Destructor,
+		error) {
+		return sessionsHolder{provisioner.NewSessions(h.store, cfg)}, nil
+	})
+	h.sessions = val.(sessionsHolder).Sessions
+	h.sessionsKey = key
 }
