@@ -22,11 +22,13 @@ func init() {
 // configuration gives none.
 const DefaultBaseURL = "http://localhost:8081"
 
-// DefaultServiceProviders are the gateway's metadata URLs for the demo
-// organizations acme and globex, on the default gateway address.
-var DefaultServiceProviders = []string{
-	"http://localhost:8080/.arrow/saml/acme/metadata",
-	"http://localhost:8080/.arrow/saml/globex/metadata",
+// DefaultServiceProviders returns the gateway's metadata URLs for the
+// demo organizations acme and globex, on the default gateway address.
+func DefaultServiceProviders() []string {
+	return []string{
+		"http://localhost:8080/.arrow/saml/acme/metadata",
+		"http://localhost:8080/.arrow/saml/globex/metadata",
+	}
 }
 
 // Handler is the arrow_demo_idp HTTP handler: the demo SAML identity
@@ -74,7 +76,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.Users = DefaultUsers()
 	}
 	if len(h.ServiceProviders) == 0 {
-		h.ServiceProviders = DefaultServiceProviders
+		h.ServiceProviders = DefaultServiceProviders()
 	}
 	base, err := parseBaseURL(h.BaseURL)
 	if err != nil {

@@ -103,7 +103,10 @@ func newDemo(t *testing.T, edit func(*Options)) *demo {
 	if d.idp, err = New(opts); err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	d.sp = d.newSP(t, keys[1])
+	sp := d.newSP(t, keys[1])
+	d.mu.Lock()
+	d.sp = sp
+	d.mu.Unlock()
 
 	jar, err := cookiejar.New(nil)
 	if err != nil {
@@ -146,11 +149,14 @@ func (d *demo) serveSPMetadata(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "down", status)
 		return
 	}
-	if r.URL.Path != "/saml/metadata" || d.sp == nil {
+	d.mu.Lock()
+	sp := d.sp
+	d.mu.Unlock()
+	if r.URL.Path != "/saml/metadata" || sp == nil {
 		http.NotFound(w, r)
 		return
 	}
-	buf, err := xml.Marshal(d.sp.Metadata())
+	buf, err := xml.Marshal(sp.Metadata())
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -538,6 +544,29 @@ func TestMetadataIsFetchedAgainAfterFailure(t *testing.T) {
 	if _, p := d.startLogin(t, ""); p.status != http.StatusOK ||
 		!strings.Contains(p.body, "Sign in") {
 		t.Errorf("SP metadata back: status %d:\n%s", p.status, p.body)
+	}
+}
+
+// TestNewServiceProviderKeyIsPickedUp checks that a service provider
+// restarted with another key is trusted again once its metadata is old.
+func TestNewServiceProviderKeyIsPickedUp(t *testing.T) {
+	t.Parallel()
+	d := newDemo(t, nil)
+	id, login := d.startLogin(t, "")
+	d.acceptResponse(t, d.signIn(t, login, "erin@globex.test", "demo"), id)
+
+	restarted := *d.sp
+	restarted.Key = testKeys()[0].key
+	restarted.Certificate = testKeys()[0].cert
+	d.mu.Lock()
+	d.sp = &restarted
+	d.mu.Unlock()
+	d.clock.Advance(metadataMaxAge)
+
+	id, p := d.startLogin(t, "")
+	if got := d.acceptResponse(t, p, id).Subject.NameID.Value; got !=
+		"erin@globex.test" {
+		t.Errorf("NameID = %q, want erin's session", got)
 	}
 }
 

@@ -29,6 +29,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -63,9 +64,10 @@ type Options struct {
 	Users []User
 
 	// ServiceProviders are the metadata URLs of the service providers
-	// this identity provider answers. Each is fetched the first time it
-	// is needed, again when an unknown entity ID shows up, and after
-	// metadataMaxAge. An empty list answers nobody.
+	// this identity provider answers. They are fetched the first time
+	// one is needed, again when an unknown entity ID shows up, and when
+	// they are ten seconds old; a URL that cannot be fetched keeps its
+	// last metadata. An empty list answers nobody.
 	ServiceProviders []string
 
 	// HTTPClient fetches the metadata of the service providers. Nil
@@ -119,7 +121,7 @@ func New(opts Options) (*IDP, error) {
 		logger: opts.Logger,
 		now:    opts.Clock,
 		providers: &serviceProviders{
-			urls:   opts.ServiceProviders,
+			urls:   slices.Clone(opts.ServiceProviders),
 			client: opts.HTTPClient,
 			now:    opts.Clock,
 			logger: opts.Logger,
@@ -315,7 +317,8 @@ func (c funcClock) Since(t time.Time) time.Duration { return c.now().Sub(t) }
 func (c funcClock) Until(t time.Time) time.Duration { return t.Sub(c.now()) }
 
 // pageTemplate parses one of the identity provider's pages.
-func pageTemplate(name, text string, funcs template.FuncMap) *template.Template {
+func pageTemplate(name, text string,
+	funcs template.FuncMap) *template.Template {
 	return template.Must(template.New(name).Funcs(funcs).Parse(text))
 }
 

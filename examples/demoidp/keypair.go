@@ -34,9 +34,10 @@ func NewKeyPair(now time.Time) (*rsa.PrivateKey, *x509.Certificate, error) {
 		Subject: pkix.Name{
 			CommonName: "Arrowgate demo identity provider",
 		},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(certificateLifetime),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		NotBefore: now.Add(-time.Hour),
+		NotAfter:  now.Add(certificateLifetime),
+		KeyUsage: x509.KeyUsageDigitalSignature |
+			x509.KeyUsageKeyEncipherment,
 		BasicConstraintsValid: true,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl,

@@ -222,7 +222,7 @@ their passwords are shown on purpose.</p>
 <input type="hidden" name="password" value="{{.Password}}">
 <input type="hidden" name="SAMLRequest" value="{{$form.SAMLRequest}}">
 <input type="hidden" name="RelayState" value="{{$form.RelayState}}">
-<button type="submit">Sign in</button>
+<button type="submit" aria-label="Sign in as {{.Name}}">Sign in</button>
 </form></td>
 </tr>
 {{- end}}

@@ -116,7 +116,8 @@ var indexTemplate = pageTemplate("index", `<!DOCTYPE html>
 <h1>Demo identity provider</h1>
 <p class="banner">For demonstrations only: these accounts are fake and
 their passwords are shown on purpose.</p>
-<p>Metadata and entity ID: <a href="{{.MetadataURL}}"><code>{{.MetadataURL}}</code></a><br>
+<p>Metadata and entity ID:
+<a href="{{.MetadataURL}}"><code>{{.MetadataURL}}</code></a><br>
 Single sign-on service: <code>{{.SSOURL}}</code></p>
 <p>Sign-ins start at a service provider; this page only describes the
 identity provider. <a href="{{.LogoutURL}}">Sign out of it</a>.</p>
@@ -125,7 +126,8 @@ identity provider. <a href="{{.LogoutURL}}">Sign out of it</a>.</p>
 <thead><tr><th>Email</th><th>Password</th><th>Name</th></tr></thead>
 <tbody>
 {{- range .Users}}
-<tr><td><code>{{.Username}}</code></td><td><code>{{.Password}}</code></td><td>{{.Name}}</td></tr>
+<tr><td><code>{{.Username}}</code></td>
+<td><code>{{.Password}}</code></td><td>{{.Name}}</td></tr>
 {{- end}}
 </tbody>
 </table>

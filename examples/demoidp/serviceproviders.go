@@ -21,9 +21,10 @@ const (
 	fetchTimeout = 5 * time.Second
 
 	// metadataMaxAge is how long fetched metadata is used before it is
-	// fetched again, so that a restarted gateway with a new key or
-	// endpoint is picked up.
-	metadataMaxAge = time.Minute
+	// fetched again, so that a gateway restarted with a new key or
+	// endpoint is picked up soon. Fetching is cheap: the gateway is
+	// usually on the same machine.
+	metadataMaxAge = 10 * time.Second
 
 	// refreshInterval is the least time between two fetches of all the
 	// metadata, so that requests naming unknown entity IDs cannot make
