@@ -183,7 +183,10 @@ func attribute(a *saml.Assertion, name string) string {
 // the person sees no detail, the log gets the reason under a reference.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request,
 	st *orgState, email string, err error) {
-	if errors.Is(err, errNoMetadata) {
+	// the store holds the replay cache: while it is out of reach the
+	// answer cannot be checked, which is no fault of the person's
+	if errors.Is(err, errNoMetadata) ||
+		errors.Is(err, provisioner.ErrUnavailable) {
 		h.unavailable(w, r, st.DisplayName(), err)
 		return
 	}
