@@ -111,6 +111,9 @@ func (h *Handler) verify(r *http.Request, st *orgState) (email,
 		return "", "", "", t, reject("malformed",
 			errors.New("SAMLResponse is not base64"))
 	}
+	if err := checkResponseShape(raw); err != nil {
+		return "", "", "", t, err
+	}
 	sp := h.serviceProvider(st, origin(r), idp)
 	here, _ := url.Parse(origin(r) + r.URL.Path)
 	assertion, err := sp.ParseXMLResponse(raw, []string{t.RequestID}, *here)

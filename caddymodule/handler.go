@@ -334,14 +334,18 @@ func (h *Handler) ownPath(path string) (string, bool) {
 }
 
 // stripIdentityHeaders removes every header a client might send to pass
-// itself off as signed in.
+// itself off as signed in: X-Arrow- in any case, and with _ or . for
+// the dashes, which CGI-style upstreams read as the same name.
 func stripIdentityHeaders(hdr http.Header) {
 	for name := range hdr {
-		if len(name) >= 8 && strings.EqualFold(name[:8], "X-Arrow-") {
+		if len(name) >= 8 && strings.EqualFold(
+			identityDashes.Replace(name[:8]), "X-Arrow-") {
 			delete(hdr, name)
 		}
 	}
 }
+
+var identityDashes = strings.NewReplacer("_", "-", ".", "-")
 
 // Interface guards
 var (
