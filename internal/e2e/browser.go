@@ -172,7 +172,11 @@ func ScreenshotOnFailure(t testing.TB, ctx context.Context) {
 			dir = filepath.Join(os.TempDir(), "arrowgate-e2e")
 		}
 		path := filepath.Join(dir, filepath.FromSlash(t.Name())+".png")
-		if err := SaveScreenshot(ctx, path); err != nil {
+		// a page caught mid-navigation can keep a screenshot waiting
+		// for ever; the test has failed already, so do not wait long
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := SaveScreenshot(sctx, path); err != nil {
 			t.Logf("no screenshot: %v", err)
 			return
 		}
