@@ -36,6 +36,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		session_lifetime <duration>  # default 12h
 //		session_idle     <duration>  # default 2h
 //		member_cache_ttl <duration>  # default 5s
+//		identity_jwt     on|off      # default off
+//		rate_limit       <n>/<duration>|off  # default 30/1m
 //		sp_cert <file>
 //		sp_key  <file>
 //		org <id> {
@@ -81,6 +83,10 @@ func (h *Handler) unmarshalOption(d *caddyfile.Dispenser) error {
 		return durationArg(d, &h.SessionLifetime)
 	case "session_idle":
 		return durationArg(d, &h.SessionIdle)
+	case "identity_jwt":
+		return onOffArg(d, &h.IdentityJWT)
+	case "rate_limit":
+		return h.unmarshalRateLimit(d)
 	case "member_cache_ttl":
 		return durationArg(d, &h.MemberCacheTTL)
 	case "org":

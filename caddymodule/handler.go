@@ -75,6 +75,17 @@ type Handler struct {
 	SPCert string `json:"sp_cert,omitempty"`
 	SPKey  string `json:"sp_key,omitempty"`
 
+	// IdentityJWT adds X-Arrow-Assertion to every request that reaches
+	// the upstream: a JWT (ES256, valid 60s) of the email, org and
+	// member ID, whose public key is at <base_path>/jwks.json, for
+	// upstreams that verify who calls rather than trust the network.
+	// Default: off.
+	IdentityJWT bool `json:"identity_jwt,omitempty"`
+
+	// RateLimit bounds login form posts and ACS posts per client
+	// address. Default: 30 a minute.
+	RateLimit *RateLimitConfig `json:"rate_limit,omitempty"`
+
 	// Orgs are the organizations that sign in through this gateway.
 	Orgs []OrgConfig `json:"orgs,omitempty"`
 
@@ -89,6 +100,8 @@ type Handler struct {
 	prov        *provisioner.Provisioner
 	sessions    *provisioner.Sessions
 	keys        *keyLoad
+	jwt         *jwtKeys
+	limiter     *signInLimiter // nil when rate limiting is off
 	sp          spIdentity
 	cookies     cookieSigner
 	now         func() time.Time
@@ -153,6 +166,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.auditLog = h.logger.Named("audit")
 	h.now = time.Now
 	h.keys = new(keyLoad)
+	h.jwt = new(jwtKeys)
+	if err := h.provisionRateLimit(); err != nil {
+		return err
+	}
 	h.setDefaults()
 	if (h.SPCert == "") != (h.SPKey == "") {
 		return errors.New("sp_cert and sp_key go together: set both " +
@@ -306,6 +323,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request,
 	switch {
 	case err == nil:
 		h.setIdentity(r, sess)
+		if err := h.setIdentityJWT(r, sess); err != nil {
+			h.unavailable(w, r, "", err)
+			return nil
+		}
 		return next.ServeHTTP(w, r)
 	case errors.Is(err, provisioner.ErrNotFound):
 		h.challenge(w, r)

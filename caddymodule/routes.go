@@ -19,11 +19,16 @@ const maxFormBytes = 256 << 10
 // serveOwn serves the gateway's own paths; p is relative to BasePath.
 func (h *Handler) serveOwn(w http.ResponseWriter, r *http.Request,
 	p string) {
+	if h.rateLimited(w, r, p) {
+		return
+	}
 	switch {
 	case p == "/login":
 		h.serveLogin(w, r)
 	case p == "/logout":
 		h.serveLogout(w, r)
+	case p == "/jwks.json":
+		h.serveJWKS(w, r)
 	case strings.HasPrefix(p, "/static/"):
 		h.serveStatic(w, strings.TrimPrefix(p, "/static/"))
 	case strings.HasPrefix(p, "/saml/"):

@@ -63,6 +63,11 @@ type attackEnv struct {
 type attackOptions struct {
 	extra   string // more arrow_sso options
 	globals string // more global options
+	db      string // the SQLite file; default: a new one
+
+	// defaultRateLimit keeps the default rate limit; otherwise it is
+	// off, since the catalogue posts far more than a person would
+	defaultRateLimit bool
 }
 
 func startAttackEnv(t *testing.T, o attackOptions) *attackEnv {
@@ -71,11 +76,17 @@ func startAttackEnv(t *testing.T, o attackOptions) *attackEnv {
 	e := &attackEnv{
 		gw: fmt.Sprintf("http://127.0.0.1:%d",
 			gatewaytest.FreePort(t)),
-		db:       filepath.Join(dir, "arrow.db"),
+		db:       o.db,
 		logPath:  filepath.Join(dir, "caddy.log"),
 		idps:     map[string]*samlfixture.IDP{},
 		builders: map[string]*samlfixture.Builder{},
 		upstream: startHeaderUpstream(t),
+	}
+	if e.db == "" {
+		e.db = filepath.Join(dir, "arrow.db")
+	}
+	if !o.defaultRateLimit && !strings.Contains(o.extra, "rate_limit") {
+		o.extra += "\n\t\trate_limit off"
 	}
 	md := map[string]string{}
 	for _, name := range []string{samlfixture.Acme, samlfixture.Globex,
