@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/crewjam/saml"
 	"go.uber.org/zap"
@@ -65,6 +66,7 @@ func samlReason(err error) string {
 // serveACS is the assertion consumer service of one organization.
 func (h *Handler) serveACS(w http.ResponseWriter, r *http.Request,
 	st *orgState) {
+	defer h.metrics.acsDone(st.ID, time.Now())
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 
 	email, name, relayState, t, err := h.verify(r, st)
@@ -72,6 +74,7 @@ func (h *Handler) serveACS(w http.ResponseWriter, r *http.Request,
 		h.refuse(w, r, st, email, err)
 		return
 	}
+	h.metrics.assertionAccepted(st.ID)
 	h.clearTrackingCookie(w, r, relayState)
 	h.signIn(w, r, st, email, name, t.ReturnTo)
 }
@@ -198,6 +201,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request,
 	if errors.As(err, &rj) {
 		reason = rj.reason
 	}
+	h.metrics.assertionRejected(st.ID, reason)
 	ref := newReference()
 	h.audit().Warn("assertion rejected", zap.String("org", st.ID),
 		zap.String("email", email), zap.String("reason", reason),
@@ -229,6 +233,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request,
 func (h *Handler) signIn(w http.ResponseWriter, r *http.Request,
 	st *orgState, email, name, returnTo string) {
 	m, outcome, err := h.prov.SignIn(r.Context(), st.Org, email, name)
+	h.metrics.signedIn(st.ID, outcome, err)
 	switch {
 	case errors.Is(err, provisioner.ErrOutOfSeats):
 		h.outOfSeats(w, r, st, email)

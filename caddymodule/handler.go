@@ -99,6 +99,7 @@ type Handler struct {
 	orgs        map[string]*orgState
 	prov        *provisioner.Provisioner
 	sessions    *provisioner.Sessions
+	metrics     *handlerMetrics // nil records nothing
 	keys        *keyLoad
 	jwt         *jwtKeys
 	limiter     *signInLimiter // nil when rate limiting is off
@@ -186,6 +187,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.openStore(ctx); err != nil {
 		return err
 	}
+	if err := h.provisionMetrics(ctx); err != nil {
+		return err
+	}
 
 	// keys come from the store; a store that is down now is retried
 	// on the first request that needs them
@@ -208,6 +212,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.loadSessions()
 	h.startBackground(bg)
 	h.register()
+	h.exportGauges()
 	return nil
 }
 
@@ -319,7 +324,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request,
 		return nil
 	}
 
-	sess, err := h.currentSession(r)
+	sess, err := h.checkSession(r)
 	switch {
 	case err == nil:
 		h.setIdentity(r, sess)

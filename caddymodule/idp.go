@@ -206,6 +206,7 @@ func (h *Handler) ready(ctx context.Context, st *orgState) (
 		return nil, errors.New("no identity provider metadata")
 	}
 	if err := st.fetch(ctx, http.DefaultClient); err != nil {
+		h.metrics.metadataFetchFailed(st.ID)
 		return nil, err
 	}
 	return st.idp.Load(), nil
@@ -221,6 +222,7 @@ func (h *Handler) watchMetadata(ctx context.Context, st *orgState) {
 			if ctx.Err() != nil {
 				return
 			}
+			h.metrics.metadataFetchFailed(st.ID)
 			h.logger.Warn("identity provider metadata unavailable",
 				zap.String("org", st.ID),
 				zap.String("url", st.cfg.IDPMetadataURL),

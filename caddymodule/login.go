@@ -120,6 +120,7 @@ func (h *Handler) redirectToIDP(w http.ResponseWriter, r *http.Request,
 	}
 	h.audit().Info("sign-in started", zap.String("org", st.ID),
 		zap.String("email", email), zap.String("remote_ip", clientIP(r)))
+	h.metrics.signInStarted(st.ID)
 	securityHeaders(w.Header())
 	http.Redirect(w, r, target.String(), http.StatusFound)
 }
