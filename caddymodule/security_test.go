@@ -795,11 +795,13 @@ func TestAttackLoginBinding(t *testing.T) {
 			// browser sends it to acme's ACS too
 			return e.post(t, b, acme, doc)
 		}},
-		{"tampered_tracking_cookie", func(t *testing.T) gatewaytest.Response {
-			b := gatewaytest.NewBrowser(t)
-			req := e.login(t, b, attackerEmail)
-			tamperTrackingCookie(t, b, e.gw)
-			return e.post(t, b, req, signedFor(t, req, attackerEmail))
+		{"forged_tracking_cookie", func(t *testing.T) gatewaytest.Response {
+			// the attacker plants, in the victim's browser, a tracking
+			// cookie of their own making for their own login
+			req := e.login(t, gatewaytest.NewBrowser(t), attackerEmail)
+			victim := gatewaytest.NewBrowser(t)
+			forgeTrackingCookie(t, victim, req)
+			return e.post(t, victim, req, signedFor(t, req, attackerEmail))
 		}},
 	}
 	for _, c := range cases {
@@ -1388,28 +1390,22 @@ func (e *attackEnv) spCert(t *testing.T) *x509.Certificate {
 	return nil
 }
 
-func tamperTrackingCookie(t *testing.T, b *gatewaytest.Browser, gw string) {
+// forgeTrackingCookie sets, in b, a tracking cookie for req made
+// without the gateway's key: the payload is right, the MAC is not.
+func forgeTrackingCookie(t *testing.T, b *gatewaytest.Browser,
+	req samlfixture.Request) {
 	t.Helper()
-	u := mustURL(t, gw+"/.arrow/saml/acme/acs")
-	var out []*http.Cookie
-	for _, c := range b.Client.Jar.Cookies(u) {
-		if !strings.HasPrefix(c.Name, "arrow_login_") {
-			continue
-		}
-		payload, sig, _ := strings.Cut(c.Value, ".")
-		data, err := base64.RawURLEncoding.DecodeString(payload)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data = bytes.Replace(data, []byte(`"o":"acme"`),
-			[]byte(`"o":"globex"`), 1)
-		out = append(out, &http.Cookie{Name: c.Name, Path: "/.arrow/saml/",
-			Value: base64.RawURLEncoding.EncodeToString(data) + "." + sig})
+	payload, err := json.Marshal(map[string]any{"o": "acme", "r": req.ID,
+		"t": "/", "e": time.Now().Add(time.Hour).Unix()})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if len(out) == 0 {
-		t.Fatal("no tracking cookie to tamper with")
-	}
-	b.Client.Jar.SetCookies(u, out)
+	mac := base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	b.Client.Jar.SetCookies(mustURL(t, req.ACSURL), []*http.Cookie{{
+		Name:  "arrow_login_" + req.RelayState,
+		Value: base64.RawURLEncoding.EncodeToString(payload) + "." + mac,
+		Path:  "/.arrow/saml/",
+	}})
 }
 
 func mustURL(t *testing.T, s string) *url.URL {
