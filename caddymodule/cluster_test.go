@@ -73,7 +73,7 @@ func clusterSchema(t testing.TB, dsn string) string {
 }
 
 // dbExec runs one statement on a connection of its own.
-func dbExec(t testing.TB, dsn, sql string, args ...any) {
+func dbExec(t testing.TB, dsn, sql string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -82,7 +82,7 @@ func dbExec(t testing.TB, dsn, sql string, args ...any) {
 		t.Fatalf("connecting to the test database: %v", err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql, args...); err != nil {
+	if _, err := conn.Exec(ctx, sql); err != nil {
 		t.Fatalf("running %q: %v", sql, err)
 	}
 }
@@ -191,11 +191,12 @@ func (lb *balancer) pick(r *http.Request) *url.URL {
 // cluster is gateway instances on one store behind a balancer, guarding
 // the echoing upstream, for acme's identity provider.
 type cluster struct {
-	lb  *balancer
-	idp *gatewaytest.IDP
-	n   int // instances
+	lb *balancer
+	n  int // instances
 }
 
+// clusterOptions say how many instances to start, on which store, and
+// for whom.
 type clusterOptions struct {
 	instances int
 	seats     int
@@ -262,7 +263,7 @@ func startCluster(t testing.TB, o clusterOptions) *cluster {
 			idp.MetadataURL(), up.URL)
 	}
 	gatewaytest.Load(t, config)
-	return &cluster{lb: lb, idp: idp, n: o.instances}
+	return &cluster{lb: lb, n: o.instances}
 }
 
 // acmePeople returns n email addresses at acme.test.
@@ -565,6 +566,7 @@ func (v *visitor) checkSignedIn(acs reply, email string) error {
 	return nil
 }
 
+// sessionCookie returns the session cookie an answer sets, or nil.
 func sessionCookie(p reply) *http.Cookie {
 	for _, c := range p.Cookies() {
 		if c.Name == "arrow_session" && c.Value != "" {
@@ -635,8 +637,7 @@ func inCrowd(everyone []string, workers int,
 // every store call has 10s. Under the race detector on two busy cores a
 // transaction holds the lock for 100ms and more, so 50 people at a time
 // once queued past that limit (one 503 in three runs); 24 at a time
-// keep the race as tight and the queue short. Without the race detector
-// 50 at a time sign all 500 in within five seconds.
+// keep the race as tight and the queue short.
 func TestClusterSeatsAreNeverOversold(t *testing.T) {
 	const seats, crowd, workers = 100, 500, 24
 	dsn := clusterDSN(t)
