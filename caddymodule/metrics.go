@@ -77,8 +77,8 @@ var (
 		[]string{"operation"}}
 	famMetadataFetched = family{
 		"arrowgate_idp_metadata_last_success_timestamp_seconds",
-		"Unix time of the last successful load of the organization's " +
-			"identity provider metadata.",
+		"Unix time of the last successful fetch of the organization's " +
+			"identity provider metadata from its URL.",
 		[]string{"org"}}
 	famMetadataErrors = family{"arrowgate_idp_metadata_fetch_errors_total",
 		"Failed fetches of the organization's identity provider metadata.",

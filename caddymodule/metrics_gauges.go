@@ -101,7 +101,9 @@ func (c *gaugeCollector) Collect(ch chan<- prometheus.Metric) {
 		if n, ok := c.seats[o.ID]; ok {
 			ch <- gauge(descSeatsUsed, n, o.ID)
 		}
-		if at := o.fetchedAt.Load(); at > 0 {
+		// metadata from a file is read once and never goes stale
+		at := o.fetchedAt.Load()
+		if at > 0 && o.cfg.IDPMetadataURL != "" {
 			ch <- gauge(descMetadataFetched, at, o.ID)
 		}
 	}

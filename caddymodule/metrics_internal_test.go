@@ -109,7 +109,7 @@ const gaugeHelp = `
 # TYPE arrowgate_seats_used gauge
 # HELP arrowgate_sessions_active Sessions neither ended nor expired, read from the store.
 # TYPE arrowgate_sessions_active gauge
-# HELP arrowgate_idp_metadata_last_success_timestamp_seconds Unix time of the last successful load of the organization's identity provider metadata.
+# HELP arrowgate_idp_metadata_last_success_timestamp_seconds Unix time of the last successful fetch of the organization's identity provider metadata from its URL.
 # TYPE arrowgate_idp_metadata_last_success_timestamp_seconds gauge
 `
 
@@ -119,7 +119,9 @@ func TestGaugesReadTheStoreAtMostOncePerInterval(t *testing.T) {
 		sessions: map[string]int{"acme": 4, "initech": 3, "umbrella": 1},
 	}
 	acme, globex := orgWithSeats("acme", 10), orgWithSeats("globex", 5)
+	acme.cfg.IDPMetadataURL = "https://idp.acme.test/metadata"
 	acme.fetchedAt.Store(1767225600)
+	globex.fetchedAt.Store(1767225600) // from a file: not reported
 	clk := &clock{time.Unix(1767225600, 0)}
 	c := newGaugeCollector(clk.now)
 	c.add(gaugeSourceFor(store, acme, globex))
