@@ -177,9 +177,7 @@ func (h *Handler) adminRemove(w http.ResponseWriter, r *http.Request,
 	if err != nil {
 		return adminErr(http.StatusServiceUnavailable, err.Error())
 	}
-	h.audit().Info("member removed", zap.String("org", st.ID),
-		zap.String("email", email), zap.String("member_id", m.ID),
-		zap.String("by", "admin api"))
+	h.auditMemberRemoved(r, st.ID, email, m.ID, "admin api")
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -210,7 +208,8 @@ func (h *Handler) adminInvite(w http.ResponseWriter, r *http.Request,
 		return adminErr(http.StatusServiceUnavailable, err.Error())
 	}
 	h.audit().Info("member invited", zap.String("org", st.ID),
-		zap.String("email", email), zap.String("by", "admin api"))
+		zap.String("email", email), zap.String("by", "admin api"),
+		zap.String("remote_ip", clientIP(r)))
 	return writeJSON(w, http.StatusCreated, map[string]string{
 		"org": st.ID, "email": email})
 }
