@@ -46,6 +46,13 @@ import (
 // it names (0, 1, 2...) instead of the next one in turn.
 const backendHeader = "X-Test-Backend"
 
+// clientHeader is the address a visitor stands for. Every visitor of
+// the test connects from 127.0.0.1; the load balancer passes this on in
+// X-Forwarded-For instead, as a real one passes on each client's, so
+// that the instances tell the people apart (their sign-in rate limit
+// counts attempts per client address).
+const clientHeader = "X-Test-Client"
+
 // clusterDSN returns the database of the cluster tests. Without one,
 // the test fails under CI=true and is skipped, loudly, elsewhere.
 func clusterDSN(t testing.TB) string {
@@ -176,6 +183,10 @@ func (lb *balancer) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(lb.pick(pr.In))
 	pr.Out.Host = pr.In.Host
 	pr.Out.Header.Del(backendHeader)
+	if client := pr.In.Header.Get(clientHeader); client != "" {
+		pr.Out.Header.Set("X-Forwarded-For", client)
+		pr.Out.Header.Del(clientHeader)
+	}
 }
 
 // pick returns the backend the request names, or the next in turn.
@@ -254,10 +265,12 @@ func startCluster(t testing.TB, o clusterOptions) *cluster {
 	if o.admin != "" {
 		config = strings.Replace(config, "admin off", "admin "+o.admin, 1)
 	}
+	// the instances take the client address from the load balancer
+	extra := "\tservers {\n\t\ttrusted_proxies static 127.0.0.1/32\n\t}\n"
 	if o.quiet {
-		config = strings.TrimSuffix(config, "}\n") +
-			"\tlog {\n\t\toutput discard\n\t}\n}\n"
+		extra += "\tlog {\n\t\toutput discard\n\t}\n"
 	}
+	config = strings.TrimSuffix(config, "}\n") + extra + "}\n"
 	for i, origin := range origins {
 		config += fmt.Sprintf(clusterSite, origin, o.store(i), o.seats,
 			idp.MetadataURL(), up.URL)
@@ -288,13 +301,19 @@ func sharedTransport(t testing.TB) *http.Transport {
 type visitor struct {
 	client       *http.Client
 	lb           string
+	addr         string // the client address it stands for
 	serverErrors *atomic.Int64
 }
+
+// visitors numbers the visitors, to give each an address of its own.
+var visitors atomic.Uint32
 
 func newVisitor(lb string, tr http.RoundTripper,
 	serverErrors *atomic.Int64) *visitor {
 	jar, _ := cookiejar.New(nil)
+	n := visitors.Add(1)
 	return &visitor{
+		addr: fmt.Sprintf("10.%d.%d.%d", n>>16&0xff, n>>8&0xff, n&0xff),
 		client: &http.Client{
 			Jar:       jar,
 			Transport: tr,
@@ -319,6 +338,7 @@ func (v *visitor) do(req *http.Request) (reply, error) {
 	if req.Header.Get("Accept") == "" {
 		req.Header.Set("Accept", "text/html,*/*;q=0.8")
 	}
+	req.Header.Set(clientHeader, v.addr)
 	resp, err := v.client.Do(req)
 	if err != nil {
 		return reply{}, err
