@@ -901,6 +901,8 @@ func TestAttackEmailShapes(t *testing.T) {
 			signedFor("ceo@evil.test@acme.test")},
 		{"trailing_dot", []string{"bad_email"},
 			signedFor("ceo@acme.test.")},
+		{"trailing_ideographic_full_stop", []string{"bad_email"},
+			signedFor("ceo@acme.test\u3002")},
 		{"look_alike_suffix", []string{"domain_not_allowed"},
 			signedFor("ceo@acme.test.evil.com")},
 		{"look_alike_prefix", []string{"domain_not_allowed"},

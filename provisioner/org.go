@@ -187,7 +187,10 @@ func NormalizeDomain(domain string) (string, error) {
 		return "", ErrBadDomain
 	}
 	ascii, err := idnaProfile.ToASCII(domain)
-	if err != nil || !strings.Contains(ascii, ".") {
+	// the mapping turns full stops such as U+3002 into dots, so the
+	// trailing dot is looked for again
+	if err != nil || !strings.Contains(ascii, ".") ||
+		strings.HasSuffix(ascii, ".") {
 		return "", ErrBadDomain
 	}
 	return ascii, nil
