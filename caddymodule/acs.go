@@ -206,7 +206,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request,
 	h.audit().Warn("assertion rejected", zap.String("org", st.ID),
 		zap.String("email", email), zap.String("reason", reason),
 		zap.String("reference", ref), zap.String("remote_ip", clientIP(r)),
-		zap.String("detail", err.Error()))
+		zap.String("detail", privateDetail(err)))
 
 	code, msg := "assertion_rejected", "Your sign-in could not be "+
 		"completed. Start again from the Arrow sign-in page."
@@ -310,4 +310,15 @@ func (h *Handler) notInvited(w http.ResponseWriter, r *http.Request,
 		Contact:   st.Contact(),
 		Reference: ref,
 	})
+}
+
+// privateDetail is the cause of a refusal for the log. crewjam/saml hides
+// it behind "Authentication failed" for the user; operators need it. It
+// names what was wrong, never the assertion itself.
+func privateDetail(err error) string {
+	var ire *saml.InvalidResponseError
+	if errors.As(err, &ire) && ire.PrivateErr != nil {
+		return ire.PrivateErr.Error()
+	}
+	return err.Error()
 }

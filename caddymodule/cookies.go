@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // trackingLifetime is how long a person has to sign in at the identity
@@ -88,9 +90,16 @@ func randomToken(n int) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-// isHTTPS reports whether the browser reached the gateway over https.
+// isHTTPS reports whether the browser reached the gateway over https:
+// on this connection, or through a proxy the operator trusts
+// (trusted_proxies) that says so in X-Forwarded-Proto.
 func isHTTPS(r *http.Request) bool {
-	return r.TLS != nil
+	if r.TLS != nil {
+		return true
+	}
+	trusted, _ := caddyhttp.GetVar(r.Context(),
+		caddyhttp.TrustedProxyVarKey).(bool)
+	return trusted && r.Header.Get("X-Forwarded-Proto") == "https"
 }
 
 // sessionCookieName is __Host-arrow_session over https, where the prefix

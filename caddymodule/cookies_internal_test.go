@@ -1,12 +1,14 @@
 package caddymodule
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // TestCookieFlagsOverHTTPS checks the cookies a browser gets over https,
@@ -56,6 +58,30 @@ func TestCookieFlagsOverHTTPS(t *testing.T) {
 			t.Errorf("%s: tracking cookie %+v: want Secure=%v, HttpOnly, "+
 				"Path=/.arrow/saml/, SameSite %s", c.url, tr, c.secure,
 				c.trackingSameSiteS)
+		}
+	}
+}
+
+// TestHTTPSBehindTrustedProxy checks that X-Forwarded-Proto counts only
+// from a proxy the operator trusts.
+func TestHTTPSBehindTrustedProxy(t *testing.T) {
+	for _, c := range []struct {
+		trusted bool
+		proto   string
+		want    string
+	}{
+		{true, "https", "__Host-arrow_session"},
+		{false, "https", "arrow_session"},
+		{true, "http", "arrow_session"},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "http://gw.test/", nil)
+		r.Header.Set("X-Forwarded-Proto", c.proto)
+		vars := map[string]any{caddyhttp.TrustedProxyVarKey: c.trusted}
+		r = r.WithContext(context.WithValue(r.Context(),
+			caddyhttp.VarsCtxKey, vars))
+		if got := sessionCookieName(r); got != c.want {
+			t.Errorf("trusted=%v X-Forwarded-Proto=%s: cookie %s, want %s",
+				c.trusted, c.proto, got, c.want)
 		}
 	}
 }
