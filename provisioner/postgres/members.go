@@ -62,6 +62,16 @@ func (s *Store) AddMember(ctx context.Context, m provisioner.Member,
 		return provisioner.Member{}, fail("adding member", err)
 	}
 
+	// a full plan says so without queueing on the organization's lock,
+	// which a rush of sign-ins to a full plan would otherwise hold up
+	full, err := s.plainlyFull(ctx, m, seats)
+	if err != nil {
+		return provisioner.Member{}, fail("adding member", err)
+	}
+	if full {
+		return provisioner.Member{}, provisioner.ErrOutOfSeats
+	}
+
 	var out provisioner.Member
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		if err := lockOrg(ctx, tx, m.OrgID); err != nil {
@@ -85,6 +95,27 @@ func (s *Store) AddMember(ctx context.Context, m provisioner.Member,
 		return provisioner.Member{}, fail("adding member", err)
 	}
 	return out, nil
+}
+
+// plainlyFull reports whether the organization's seats are all taken and
+// m is neither a member nor invited, read without the lock. Seats are
+// only taken under the lock, so a full count stays full unless someone
+// is removed at the same moment; the locked check decides every other
+// case.
+func (s *Store) plainlyFull(ctx context.Context, m provisioner.Member,
+	seats int) (bool, error) {
+	var full bool
+	err := s.pool.QueryRow(ctx, `
+SELECT (SELECT count(*) FROM members WHERE org_id = $1)
+     + (SELECT count(*) FROM invitations WHERE org_id = $1) >= $3
+   AND NOT EXISTS (SELECT 1 FROM members WHERE org_id = $1 AND email = $2)
+   AND NOT EXISTS (SELECT 1 FROM invitations
+                   WHERE org_id = $1 AND email = $2)`,
+		m.OrgID, m.Email, seats).Scan(&full)
+	if err != nil {
+		return false, fmt.Errorf("checking for a free seat: %w", err)
+	}
+	return full, nil
 }
 
 // completeMember fills in the ID and CreatedAt when empty, and rounds
