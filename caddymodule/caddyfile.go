@@ -37,7 +37,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		session_idle     <duration>  # default 2h
 //		member_cache_ttl <duration>  # default 5s
 //		identity_jwt     on|off      # default off
-//		rate_limit       <n>/<duration>|off  # default 30/1m
+//		rate_limit       <n>/<duration>|off  # default 300/1m
 //		sp_cert <file>
 //		sp_key  <file>
 //		org <id> {

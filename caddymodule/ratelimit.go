@@ -23,7 +23,8 @@ import (
 // answers, each of which costs the gateway a signature check.
 type RateLimitConfig struct {
 	// Requests is how many attempts an address may make per Window,
-	// all at once or spread out. Default: 30.
+	// all at once or spread out. Default: 300, enough for an office of
+	// people behind one NAT address signing in at nine o'clock.
 	Requests int `json:"requests,omitempty"`
 
 	// Window is the period Requests are counted over; the allowance
@@ -42,7 +43,7 @@ type RateLimitConfig struct {
 
 // The defaults of RateLimitConfig.
 const (
-	defaultRateRequests = 30
+	defaultRateRequests = 300
 	defaultRateWindow   = time.Minute
 	defaultRateClients  = 10000
 )
@@ -190,7 +191,7 @@ func (h *Handler) unmarshalRateLimit(d *caddyfile.Dispenser) error {
 	n, per, ok := strings.Cut(v, "/")
 	requests, err := strconv.Atoi(n)
 	if !ok || err != nil || requests < 1 {
-		return d.Errf("rate_limit: want <n>/<duration> like 30/1m, or "+
+		return d.Errf("rate_limit: want <n>/<duration> like 300/1m, or "+
 			"off, not %q", v)
 	}
 	window, err := caddy.ParseDuration(per)

@@ -54,7 +54,7 @@ func TestRateLimitConfigChecks(t *testing.T) {
 	}
 	def := &Handler{}
 	if err := def.provisionRateLimit(); err != nil || def.limiter == nil ||
-		def.limiter.burst != 30 {
+		def.limiter.burst != 300 {
 		t.Fatalf("default: %+v, %v", def.limiter, err)
 	}
 }

@@ -61,23 +61,23 @@ func TestSignInAttemptsAreRateLimited(t *testing.T) {
 	}
 }
 
-func TestRateLimitDefaultAllowsThirty(t *testing.T) {
+func TestRateLimitDefaultAllowsThreeHundred(t *testing.T) {
 	e := startAttackEnv(t, attackOptions{defaultRateLimit: true})
 	b := gatewaytest.NewBrowser(t)
 	post := func() int {
 		return b.PostForm(t, e.gw+"/.arrow/login", url.Values{
 			"email": {"x@unknown.test"}}).StatusCode
 	}
-	for i := 0; i < 30; i++ {
+	for i := 0; i < 300; i++ {
 		if code := post(); code != http.StatusNotFound {
-			t.Fatalf("attempt %d of the default 30: %d", i+1, code)
+			t.Fatalf("attempt %d of the default 300: %d", i+1, code)
 		}
 	}
-	// the bucket refills one attempt every two seconds, so a slow
-	// machine may see a few more go through before the 429
+	// the bucket refills five attempts a second, so a slow machine
+	// sees a few more go through before the 429
 	for extra := 0; post() != http.StatusTooManyRequests; extra++ {
-		if extra == 5 {
-			t.Fatalf("36 attempts from one address, none refused")
+		if extra == 100 {
+			t.Fatalf("400 attempts from one address, none refused")
 		}
 	}
 }
@@ -97,7 +97,7 @@ func TestCaddyfileSecurityOptions(t *testing.T) {
 		{"rate_limit off", `"rate_limit":{"off":true}`},
 		{"identity_jwt on", `"identity_jwt":true`},
 		{"rate_limit 0/1m", `rate_limit: want <n>/<duration> like ` +
-			`30/1m, or off, not "0/1m", at Caddyfile:3`},
+			`300/1m, or off, not "0/1m", at Caddyfile:3`},
 		{"rate_limit 30", "rate_limit: want <n>/<duration>"},
 		{"rate_limit 30/soon", `rate_limit: "soon" is not a positive`},
 		{"rate_limit 30/1m 2", "want one value, got more"},
