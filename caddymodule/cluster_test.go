@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"html"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -39,6 +38,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/arrowgate/arrowgate/internal/faultproxy"
 	"github.com/arrowgate/arrowgate/internal/gatewaytest"
 )
 
@@ -912,23 +912,9 @@ func untilRefused(v *visitor, i int, since time.Time,
 		i+1, limit)
 }
 
-// dbProxy stands between the gateways and PostgreSQL, so that a test
-// can take the database away and give it back on the same address.
-type dbProxy struct {
-	addr   string // where the proxy listens
-	target string // PostgreSQL's address
-
-	mu    sync.Mutex
-	ln    net.Listener // nil while down
-	conns map[net.Conn]bool
-	trap  []byte        // a client sending this takes the proxy down
-	fired chan struct{} // closed when the trap fired
-	wg    sync.WaitGroup
-}
-
 // startDBProxy returns a proxy to the database of dsn on a free port,
-// down until up is called.
-func startDBProxy(t testing.TB, dsn string) *dbProxy {
+// down until Up is called.
+func startDBProxy(t testing.TB, dsn string) *faultproxy.Proxy {
 	t.Helper()
 	u, err := url.Parse(dsn)
 	if err != nil || u.Host == "" {
@@ -939,163 +925,30 @@ func startDBProxy(t testing.TB, dsn string) *dbProxy {
 	if u.Port() == "" {
 		target += ":5432"
 	}
-	p := &dbProxy{
-		addr:   fmt.Sprintf("127.0.0.1:%d", gatewaytest.FreePort(t)),
-		target: target,
-		conns:  map[net.Conn]bool{},
-	}
-	t.Cleanup(func() {
-		p.down()
-		p.wg.Wait()
-	})
-	return p
+	return faultproxy.New(t, target, false)
 }
 
-// dsn returns dsn pointed at the proxy, without TLS so that the proxy
-// can see the statements.
-func (p *dbProxy) dsn(dsn string) string {
+// viaProxy returns dsn pointed at the proxy, without TLS so that the
+// proxy can see the statements.
+func viaProxy(dsn string, p *faultproxy.Proxy) string {
 	u, _ := url.Parse(dsn)
-	u.Host = p.addr
+	u.Host = p.Addr()
 	q := u.Query()
 	q.Set("sslmode", "disable")
 	u.RawQuery = q.Encode()
 	return u.String()
 }
 
-// up starts forwarding, unless it is.
-func (p *dbProxy) up(t testing.TB) {
-	t.Helper()
-	p.mu.Lock()
-	running := p.ln != nil
-	p.mu.Unlock()
-	if running {
-		return
+// takeAway takes the database away: at once when pattern is empty, else
+// when a gateway sends pattern. The channel is closed once it is gone.
+func takeAway(p *faultproxy.Proxy, pattern string) <-chan struct{} {
+	if pattern != "" {
+		return p.DownOn(pattern)
 	}
-	ln, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		t.Fatalf("listening on %s: %v", p.addr, err)
-	}
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	p.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.wg.Go(func() { p.forward(c) })
-		}
-	})
-}
-
-// down refuses new connections and cuts every open one.
-func (p *dbProxy) down() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		c.Close()
-	}
-}
-
-// takeAway takes the proxy down: at once when pattern is empty, else
-// when a client sends pattern, before passing it on. The channel is
-// closed once the proxy is down.
-func (p *dbProxy) takeAway(pattern string) <-chan struct{} {
-	fired := make(chan struct{})
-	if pattern == "" {
-		p.down()
-		close(fired)
-		return fired
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.trap = []byte(pattern)
-	p.fired = fired
-	return fired
-}
-
-func (p *dbProxy) forward(client net.Conn) {
-	server, err := net.Dial("tcp", p.target)
-	if err != nil {
-		client.Close()
-		return
-	}
-	if !p.track(client, server) {
-		return
-	}
-	defer p.untrack(client, server)
-	done := make(chan struct{}, 2)
-	go func() {
-		_, _ = io.Copy(client, server)
-		done <- struct{}{}
-	}()
-	go func() {
-		p.toServer(client, server)
-		done <- struct{}{}
-	}()
-	<-done
-	client.Close()
-	server.Close()
-	<-done
-}
-
-// toServer copies what the client sends, watching for the trap.
-func (p *dbProxy) toServer(client, server net.Conn) {
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := client.Read(buf)
-		if n > 0 && p.springs(buf[:n]) {
-			p.down()
-			return
-		}
-		if n > 0 {
-			if _, err := server.Write(buf[:n]); err != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// springs reports whether chunk holds the armed trap, and disarms it.
-func (p *dbProxy) springs(chunk []byte) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.trap == nil || !bytes.Contains(chunk, p.trap) {
-		return false
-	}
-	p.trap = nil
-	close(p.fired)
-	return true
-}
-
-// track records connections, or closes them when the proxy is down.
-func (p *dbProxy) track(conns ...net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range conns {
-		if p.ln == nil {
-			c.Close()
-			continue
-		}
-		p.conns[c] = true
-	}
-	return p.ln != nil
-}
-
-func (p *dbProxy) untrack(conns ...net.Conn) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range conns {
-		delete(p.conns, c)
-	}
+	p.Down()
+	gone := make(chan struct{})
+	close(gone)
+	return gone
 }
 
 // errorWords are words of errors that a person must never be shown.
@@ -1131,7 +984,7 @@ func TestClusterDatabaseDownAtStartUp(t *testing.T) {
 	proxy := startDBProxy(t, dsn)
 	c := startCluster(t, clusterOptions{
 		instances: 3, seats: 5, people: []string{"alice@acme.test"},
-		store: postgresStore(t, proxy.dsn(dsn), schema),
+		store: postgresStore(t, viaProxy(dsn, proxy), schema),
 	})
 	v := newVisitor(c.lb.URL, sharedTransport(t), nil)
 
@@ -1141,14 +994,14 @@ func TestClusterDatabaseDownAtStartUp(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkUnavailable(t, p, fmt.Sprintf("instance %d", i+1),
-			proxy.addr)
+			proxy.Addr())
 	}
 	p, err := v.post(c.lb.URL+"/.arrow/login",
 		url.Values{"email": {"alice@acme.test"}}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkUnavailable(t, p, "posting the login form", proxy.addr)
+	checkUnavailable(t, p, "posting the login form", proxy.Addr())
 	p, err = v.post(c.lb.URL+"/.arrow/login",
 		url.Values{"email": {"alice@acme.test"}}, "application/json")
 	if err != nil || p.StatusCode != http.StatusServiceUnavailable ||
@@ -1158,7 +1011,7 @@ func TestClusterDatabaseDownAtStartUp(t *testing.T) {
 	}
 
 	// the database comes back; nobody reloads anything
-	proxy.up(t)
+	proxy.Up(t)
 	start := time.Now()
 	if _, err := v.signIn("alice@acme.test"); err != nil {
 		t.Fatalf("the first sign-in after the database came back: %v",
@@ -1181,11 +1034,11 @@ func TestClusterDatabaseLostDuringSignIn(t *testing.T) {
 	dsn := clusterDSN(t)
 	schema := clusterSchema(t, dsn)
 	proxy := startDBProxy(t, dsn)
-	proxy.up(t)
+	proxy.Up(t)
 	c := startCluster(t, clusterOptions{
 		instances: 3, seats: 5,
 		people: []string{"alice@acme.test", "bob@acme.test"},
-		store:  postgresStore(t, proxy.dsn(dsn), schema),
+		store:  postgresStore(t, viaProxy(dsn, proxy), schema),
 	})
 	tr := sharedTransport(t)
 
@@ -1200,13 +1053,13 @@ func TestClusterDatabaseLostDuringSignIn(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			proxy.up(t)
+			proxy.Up(t)
 			v := newVisitor(c.lb.URL, tr, nil)
 			acs, form, err := v.toACS(tc.email)
 			if err != nil {
 				t.Fatal(err)
 			}
-			fired := proxy.takeAway(tc.trap)
+			fired := takeAway(proxy, tc.trap)
 			p, err := v.post(acs, form, "")
 			if err != nil {
 				t.Fatal(err)
@@ -1217,13 +1070,13 @@ func TestClusterDatabaseLostDuringSignIn(t *testing.T) {
 				t.Fatalf("the database was not taken away; the ACS "+
 					"answered %d", p.StatusCode)
 			}
-			checkUnavailable(t, p, "the ACS", proxy.addr)
+			checkUnavailable(t, p, "the ACS", proxy.Addr())
 			checkNothingWritten(t, dsn, schema, tc.email)
 
 			// an outage longer than a second, after which the pool
 			// checks its idle connections before using them
 			time.Sleep(1500 * time.Millisecond)
-			proxy.up(t)
+			proxy.Up(t)
 			if _, err := v.signIn(tc.email); err != nil {
 				t.Fatalf("signing in again once the database is "+
 					"back: %v", err)

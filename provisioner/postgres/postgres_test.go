@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/arrowgate/arrowgate/internal/faultproxy"
 	"github.com/arrowgate/arrowgate/provisioner"
 	"github.com/arrowgate/arrowgate/provisioner/storetest"
 )
@@ -255,10 +256,10 @@ func TestNewerSchemaRefused(t *testing.T) {
 		schema := freshSchema(t, dsn)
 		openStore(t, dsn, schema, Options{})
 		bumpVersion(t, dsn, schema, newer)
-		p := newProxy(t, target(t, dsn), false)
-		s := openStore(t, viaProxy(t, dsn, p.addr), schema, Options{})
+		p := faultproxy.New(t, target(t, dsn), false)
+		s := openStore(t, viaProxy(t, dsn, p.Addr()), schema, Options{})
 
-		p.up()
+		p.Up(t)
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		defer cancel()
 		var ne *NewerSchemaError
@@ -591,8 +592,8 @@ WHERE query = $1`, listen)
 func TestConnectionCutMidAddMember(t *testing.T) {
 	dsn := testDSN(t)
 	schema := freshSchema(t, dsn)
-	p := newProxy(t, target(t, dsn), true)
-	s := openStore(t, viaProxy(t, dsn, p.addr), schema, Options{})
+	p := faultproxy.New(t, target(t, dsn), true)
+	s := openStore(t, viaProxy(t, dsn, p.Addr()), schema, Options{})
 	direct := openStore(t, dsn, schema, Options{})
 	ctx := t.Context()
 	ann := provisioner.Member{OrgID: "acme", Email: "ann@acme.example",
@@ -600,7 +601,7 @@ func TestConnectionCutMidAddMember(t *testing.T) {
 
 	// the org row is locked and the seat counted when the member's
 	// INSERT is about to go: the connection dies there
-	cut := p.cutOn("INSERT INTO members")
+	cut := p.CutOn("INSERT INTO members")
 	_, err := s.AddMember(ctx, ann, 1)
 	select {
 	case <-cut:
@@ -636,15 +637,15 @@ func TestConnectionCutMidAddMember(t *testing.T) {
 func TestUnreachableAtStart(t *testing.T) {
 	dsn := testDSN(t)
 	schema := freshSchema(t, dsn)
-	p := newProxy(t, target(t, dsn), false)
+	p := faultproxy.New(t, target(t, dsn), false)
 
 	start := time.Now()
-	s := openStore(t, viaProxy(t, dsn, p.addr), schema, Options{})
+	s := openStore(t, viaProxy(t, dsn, p.Addr()), schema, Options{})
 	t.Logf("Open with the database out of reach took %v",
 		time.Since(start))
 	wantUnavailable(t, s, time.Second)
 
-	p.up()
+	p.Up(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	start = time.Now()
@@ -670,15 +671,15 @@ func TestSilentDatabase(t *testing.T) {
 
 func TestDatabaseLostAndBack(t *testing.T) {
 	dsn := testDSN(t)
-	p := newProxy(t, target(t, dsn), true)
-	s := openStore(t, viaProxy(t, dsn, p.addr), freshSchema(t, dsn),
+	p := faultproxy.New(t, target(t, dsn), true)
+	s := openStore(t, viaProxy(t, dsn, p.Addr()), freshSchema(t, dsn),
 		Options{})
 	addAnn(t, s)
 
-	p.down()
+	p.Down()
 	wantUnavailable(t, s, time.Second)
 
-	p.up()
+	p.Up(t)
 	if _, err := s.Member(t.Context(), "acme",
 		"ann@acme.example"); err != nil {
 		t.Fatalf("Member after the database came back: %v", err)
