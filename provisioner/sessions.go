@@ -211,6 +211,11 @@ func (s *Sessions) RemoveMember(ctx context.Context, memberID string) error {
 
 // Invalidate drops what another instance removed from the caches.
 func (s *Sessions) Invalidate(inv Invalidation) {
+	if inv.All {
+		s.members.Purge()
+		s.sessions.Purge()
+		return
+	}
 	if inv.MemberID != "" {
 		s.members.Remove(inv.MemberID)
 	}

@@ -283,6 +283,20 @@ func TestInvalidateDropsAtOnce(t *testing.T) {
 	here.Invalidate(provisioner.Invalidation{
 		SessionHash: provisioner.HashSessionID(id)})
 	wantGone(t, here, id, "after Invalidate of the session")
+
+	// notifications missed: everything cached goes
+	cy, err := store.AddMember(t.Context(), provisioner.Member{
+		OrgID: "acme", Email: "cy@acme.example", CreatedAt: t0}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id = start(t, here, cy)
+	if err := there.RemoveMember(t.Context(), cy.ID); err != nil {
+		t.Fatalf("RemoveMember: %v", err)
+	}
+	wantLive(t, here, id, "from the cache, before Invalidate")
+	here.Invalidate(provisioner.Invalidation{All: true})
+	wantGone(t, here, id, "after Invalidate of all")
 }
 
 // BenchmarkSessionsCheck measures the hot path: a live session whose

@@ -165,6 +165,10 @@ type Store interface {
 type Invalidation struct {
 	MemberID    string // a removed member, or empty
 	SessionHash string // an ended session, or empty
+
+	// All says notifications may have been missed (the connection
+	// that carries them was lost): every cached entry must go.
+	All bool
 }
 
 // Notifier is implemented by stores shared by several gateway instances.

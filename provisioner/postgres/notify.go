@@ -88,6 +88,8 @@ func (s *Store) Listen(ctx context.Context,
 		if failures > 0 {
 			s.log.Info("invalidation listener reconnected",
 				zap.Int("attempts", failures))
+			// what was removed meanwhile was not heard of
+			fn(provisioner.Invalidation{All: true})
 		}
 		wait, failures = first, 0
 	}
@@ -100,6 +102,9 @@ func (s *Store) Listen(ctx context.Context,
 		level := zap.DebugLevel
 		if failures == 1 {
 			level = zap.WarnLevel
+			// the pool's connections were most likely lost too: make
+			// new ones rather than fail once on each
+			s.pool.Reset()
 		}
 		s.log.Log(level, "invalidation listener lost postgres; "+
 			"reconnecting", zap.Duration("after", wait), zap.Error(err))

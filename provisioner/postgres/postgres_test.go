@@ -577,6 +577,10 @@ WHERE query = $1`, listen)
 	if killed != 1 {
 		t.Fatalf("terminated %d listener connections, want 1", killed)
 	}
+	// what happened while it was away is unknown: caches must go whole
+	if inv, _ := await(t, heard, "reconnection"); !inv.All {
+		t.Fatalf("after reconnecting heard %+v, want All", inv)
+	}
 	awaitListening(t, here, dsn, heard)
 
 	ann := memberWithSession(t, there, "ann@acme.example", "ann-laptop")
