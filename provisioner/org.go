@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"net/mail"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 )
@@ -203,7 +205,8 @@ func NormalizeDomain(domain string) (string, error) {
 // about its case, and one person must never take two seats.
 func NormalizeEmail(s string) (email, domain string, err error) {
 	s = strings.TrimSpace(s)
-	if s == "" || len(s) > 254 || strings.ContainsAny(s, " \t\r\n<>()\",;") {
+	if s == "" || len(s) > 254 || strings.ContainsAny(s, " \t\r\n<>()\",;") ||
+		!printable(s) {
 		return "", "", ErrBadEmail
 	}
 	local, host, ok := strings.Cut(s, "@")
@@ -218,6 +221,20 @@ func NormalizeEmail(s string) (email, domain string, err error) {
 		return "", "", ErrBadEmail
 	}
 	return strings.ToLower(local) + "@" + domain, domain, nil
+}
+
+// printable reports whether s is valid UTF-8 with no control or other
+// unprintable character, which no address shown to people may hold.
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // Directory finds the organization that owns an email domain. It is

@@ -55,6 +55,10 @@ func TestNormalizeEmailRefuses(t *testing.T) {
 		"ann@[192.0.2.1]",
 		"ann@acme.example, bob@acme.example",
 		"a..b@acme.example",
+		"ann\u009a@acme.example",      // a C1 control character
+		"ann\u200b@acme.example",      // a zero-width space
+		"ann\xff@acme.example",        // not UTF-8
+		"bob@acme.example\u202e.evil", // a right-to-left override
 		strings.Repeat("a", 250) + "@acme.example",
 	} {
 		email, domain, err := provisioner.NormalizeEmail(in)
