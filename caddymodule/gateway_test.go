@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -481,5 +482,25 @@ func TestIdentityProviderDownShows503ForThatOrgOnly(t *testing.T) {
 	ok := b.SignIn(t, e.gw, "/", "erin@globex.test")
 	if ok.StatusCode != http.StatusSeeOther {
 		t.Fatalf("globex sign-in while acme's IdP is down: %d", ok.StatusCode)
+	}
+}
+
+func TestIdentityProviderHangingShows503(t *testing.T) {
+	// a metadata server that accepts connections and never answers
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter,
+		*http.Request) {
+		<-hang
+	}))
+	t.Cleanup(func() { close(hang); srv.Close() })
+
+	e := startEnv(t, envOptions{seats: 3, acmeMD: srv.URL + "/metadata"})
+	b := gatewaytest.NewBrowser(t)
+	r := b.PostForm(t, e.gw+"/.arrow/login", url.Values{
+		"email": {"alice@acme.test"}})
+	if r.StatusCode != http.StatusServiceUnavailable ||
+		!strings.Contains(r.Body, "Acme Corp is temporarily unavailable") {
+		t.Fatalf("acme's IdP hangs: want the 503 page, got %d:\n%s",
+			r.StatusCode, r.Body)
 	}
 }

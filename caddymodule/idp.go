@@ -28,6 +28,10 @@ import (
 // metadataTimeout bounds one fetch of an identity provider's metadata.
 const metadataTimeout = 10 * time.Second
 
+// requestFetchTimeout bounds the fetch a sign-in tries when there is no
+// metadata yet: the person waits for it.
+const requestFetchTimeout = 3 * time.Second
+
 // metadataRefresh is how often metadata that was fetched is fetched again.
 const metadataRefresh = time.Hour
 
@@ -44,8 +48,8 @@ type orgState struct {
 	cfg OrgConfig
 
 	idp       atomic.Pointer[saml.EntityDescriptor]
-	fetchedAt atomic.Int64 // unix seconds of the last successful fetch
-	fetchMu   sync.Mutex   // one fetch at a time
+	fetchedAt atomic.Int64  // unix seconds of the last successful fetch
+	fetching  chan struct{} // holds a token while a fetch runs
 }
 
 // keyLoad guards the one successful load of the keys.
@@ -149,7 +153,7 @@ func (h *Handler) loadOrgs(ctx context.Context) error {
 	h.orgs = make(map[string]*orgState, len(h.Orgs))
 	for _, oc := range h.Orgs {
 		o, _ := h.dir.Org(oc.ID)
-		st := &orgState{Org: o, cfg: oc}
+		st := &orgState{Org: o, cfg: oc, fetching: make(chan struct{}, 1)}
 		if oc.IDPMetadataFile != "" {
 			if err := st.loadFile(); err != nil {
 				return err
@@ -175,16 +179,48 @@ func (st *orgState) loadFile() error {
 	return nil
 }
 
-// fetch gets the metadata from its URL once, unless another caller is
-// already doing so.
-func (st *orgState) fetch(ctx context.Context, client *http.Client) error {
-	st.fetchMu.Lock()
-	defer st.fetchMu.Unlock()
+// errFetching means another fetch of the same metadata is still under
+// way after the caller's wait.
+var errFetching = errors.New("identity provider metadata is being " +
+	"fetched")
+
+// fetch gets the metadata from its URL once, after any fetch already
+// under way.
+func (st *orgState) fetch(ctx context.Context, client *http.Client,
+	timeout time.Duration) error {
+	st.fetching <- struct{}{}
+	defer func() { <-st.fetching }()
+	return st.fetchLocked(ctx, client, timeout)
+}
+
+// fetchSoon is fetch for a person waiting: it waits at most timeout for
+// a fetch under way (errFetching after that), and is done if that fetch
+// brought the metadata.
+func (st *orgState) fetchSoon(ctx context.Context, client *http.Client,
+	timeout time.Duration) error {
+	wait := time.NewTimer(timeout)
+	defer wait.Stop()
+	select {
+	case st.fetching <- struct{}{}:
+	case <-wait.C:
+		return errFetching
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-st.fetching }()
+	if st.idp.Load() != nil {
+		return nil
+	}
+	return st.fetchLocked(ctx, client, timeout)
+}
+
+func (st *orgState) fetchLocked(ctx context.Context, client *http.Client,
+	timeout time.Duration) error {
 	u, err := url.Parse(st.cfg.IDPMetadataURL)
 	if err != nil {
 		return fmt.Errorf("parsing idp_metadata_url: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, metadataTimeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	ed, err := samlsp.FetchMetadata(ctx, client, *u)
 	if err != nil {
@@ -195,8 +231,8 @@ func (st *orgState) fetch(ctx context.Context, client *http.Client) error {
 	return nil
 }
 
-// ready returns the identity provider's metadata, trying one fetch now
-// if there is none yet.
+// ready returns the identity provider's metadata, trying one short fetch
+// now if there is none yet.
 func (h *Handler) ready(ctx context.Context, st *orgState) (
 	*saml.EntityDescriptor, error) {
 	if ed := st.idp.Load(); ed != nil {
@@ -205,7 +241,11 @@ func (h *Handler) ready(ctx context.Context, st *orgState) (
 	if st.cfg.IDPMetadataURL == "" {
 		return nil, errors.New("no identity provider metadata")
 	}
-	if err := st.fetch(ctx, http.DefaultClient); err != nil {
+	err := st.fetchSoon(ctx, http.DefaultClient, requestFetchTimeout)
+	if errors.Is(err, errFetching) {
+		return nil, err
+	}
+	if err != nil {
 		h.metrics.metadataFetchFailed(st.ID)
 		return nil, err
 	}
@@ -218,7 +258,8 @@ func (h *Handler) watchMetadata(ctx context.Context, st *orgState) {
 	backoff := time.Second
 	for {
 		wait := metadataRefresh
-		if err := st.fetch(ctx, http.DefaultClient); err != nil {
+		err := st.fetch(ctx, http.DefaultClient, metadataTimeout)
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
