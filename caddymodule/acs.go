@@ -84,6 +84,10 @@ func (h *Handler) serveACS(w http.ResponseWriter, r *http.Request,
 func (h *Handler) verify(r *http.Request, st *orgState) (email,
 	name, relayState string, t tracked, err error) {
 	if err := r.ParseForm(); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			err = fmt.Errorf("the form is over %d bytes", tooLarge.Limit)
+		}
 		return "", "", "", t, reject("malformed",
 			fmt.Errorf("reading form: %w", err))
 	}

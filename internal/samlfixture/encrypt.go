@@ -14,6 +14,13 @@ import (
 // do this: the certificate is public.
 func EncryptAssertion(doc []byte, spCert *x509.Certificate) ([]byte,
 	error) {
+	return EncryptAssertionWith(doc, spCert, xmlenc.AES256GCM)
+}
+
+// EncryptAssertionWith is EncryptAssertion with the given block cipher,
+// such as xmlenc.AES256CBC, which older identity providers still use.
+func EncryptAssertionWith(doc []byte, spCert *x509.Certificate,
+	cipher xmlenc.BlockCipher) ([]byte, error) {
 	d := etree.NewDocument()
 	if err := d.ReadFromBytes(doc); err != nil {
 		return nil, fmt.Errorf("reading document: %w", err)
@@ -29,7 +36,7 @@ func EncryptAssertion(doc []byte, spCert *x509.Certificate) ([]byte,
 	}
 
 	enc := xmlenc.OAEP()
-	enc.BlockCipher = xmlenc.AES256GCM
+	enc.BlockCipher = cipher
 	data, err := enc.Encrypt(spCert, plain, nil)
 	if err != nil {
 		return nil, fmt.Errorf("encrypting assertion: %w", err)
