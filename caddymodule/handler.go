@@ -295,6 +295,7 @@ func (h *Handler) Validate() error {
 // Cleanup stops the background work and releases the store.
 func (h *Handler) Cleanup() error {
 	h.unregister()
+	h.metrics.release()
 	if h.cancel != nil {
 		h.cancel()
 	}

@@ -165,15 +165,43 @@ type processCollectors struct {
 	storeCalls   *prometheus.HistogramVec
 	storeErrors  *prometheus.CounterVec
 	fetchErrors  *prometheus.CounterVec
+
+	mu      sync.Mutex
+	orgRefs map[string]int // handlers configured with each org
+}
+
+// retainOrg notes one more handler configured with org id.
+func (p *processCollectors) retainOrg(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.orgRefs[id]++
+}
+
+// releaseOrg notes that a handler configured with org id is gone, and
+// deletes the org's series when it was the last.
+func (p *processCollectors) releaseOrg(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.orgRefs[id]--
+	if p.orgRefs[id] > 0 {
+		return
+	}
+	delete(p.orgRefs, id)
+	match := prometheus.Labels{"org": id}
+	p.signIns.DeletePartialMatch(match)
+	p.assertions.DeletePartialMatch(match)
+	p.provisioning.DeletePartialMatch(match)
+	p.acs.DeletePartialMatch(match)
+	p.fetchErrors.DeletePartialMatch(match)
 }
 
 // processMetrics lives as long as the process, across configurations.
-//
-// TODO: an org removed from the configuration keeps its counter and
-// histogram series, frozen, until the process restarts: no handler
-// learns which orgs the whole new configuration has, so none can delete
-// them. The gauges, made per configuration, drop it at once.
+// An org's series go when the last handler configured with it is
+// cleaned up: Caddy provisions a new configuration before it cleans up
+// the old one, so an org kept across a reload keeps its values, and an
+// org removed from the configuration stops being exported.
 var processMetrics = &processCollectors{
+	orgRefs:      make(map[string]int),
 	signIns:      famSignIns.counter(),
 	assertions:   famAssertions.counter(),
 	provisioning: famProvisioning.counter(),
@@ -219,6 +247,8 @@ type handlerMetrics struct {
 	session [sessionResults]prometheus.Observer
 	store   storeHandles
 	gauges  *gaugeCollector // nil when there is no registry
+
+	released sync.Once
 }
 
 // orgMetrics are the label handles of one org.
@@ -240,6 +270,9 @@ func newHandlerMetrics(reg *prometheus.Registry,
 		store: newStoreHandles(p),
 	}
 	for _, id := range orgIDs {
+		if _, seen := m.orgs[id]; !seen {
+			p.retainOrg(id)
+		}
 		m.orgs[id] = p.resolveOrg(id)
 	}
 	// an org the configuration does not name gets its series only if
@@ -282,6 +315,19 @@ func (p *processCollectors) resolveOrg(id string) *orgMetrics {
 		o.provisioning[out] = p.provisioning.WithLabelValues(id, out)
 	}
 	return o
+}
+
+// release gives up the handler's hold on its orgs' series. Cleanup calls
+// it once.
+func (m *handlerMetrics) release() {
+	if m == nil {
+		return
+	}
+	m.released.Do(func() {
+		for id := range m.orgs {
+			processMetrics.releaseOrg(id)
+		}
+	})
 }
 
 // org returns the handles of a configured org, or those of "other".

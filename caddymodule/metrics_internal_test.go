@@ -191,6 +191,7 @@ func TestMetricsFollowPrometheusConventions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(m.release)
 	m.gauges.add(gaugeSourceFor(&fakeCounts{}, orgWithSeats("acme", 1)))
 	problems, err := testutil.GatherAndLint(reg)
 	if err != nil {
@@ -205,6 +206,7 @@ func TestMetricsFollowPrometheusConventions(t *testing.T) {
 	if err != nil {
 		t.Fatalf("registering a second handler: %v", err)
 	}
+	t.Cleanup(again.release)
 	if again.gauges != m.gauges {
 		t.Fatalf("the second handler got gauges of its own")
 	}

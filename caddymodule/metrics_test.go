@@ -328,3 +328,83 @@ func TestMetricsKeepTheirValuesAcrossReloads(t *testing.T) {
 	}
 	compareGolden(t, scrape(t, m.gw), "after_reloads.prom")
 }
+
+func TestMetricsOfARemovedOrgGoWithIt(t *testing.T) {
+	m := startMonitored(t)
+	runSequence(t, m)
+	start, end := strings.Index(m.config, "\t\t\torg globex {"),
+		strings.Index(m.config, "\t\t}\n\t\treverse_proxy")
+	if start < 0 || end < start {
+		t.Fatal("the configuration has no globex block to remove")
+	}
+	withoutGlobex := m.config[:start] + m.config[end:]
+
+	gatewaytest.Load(t, withoutGlobex)
+	g := scrape(t, m.gw)
+	if got := orgsExported(t, g); !slices.Equal(got, []string{"acme"}) {
+		t.Fatalf("orgs exported after globex was removed: %v, want [acme]",
+			got)
+	}
+	if got := counterValue(t, g, "arrowgate_sign_ins_started_total",
+		"acme"); got != 3 {
+		t.Fatalf("acme's sign-ins after the reload: %v, want 3", got)
+	}
+
+	// back in the configuration, globex counts from zero
+	gatewaytest.Load(t, m.config)
+	g = scrape(t, m.gw)
+	if got := orgsExported(t, g); !slices.Equal(got,
+		[]string{"acme", "globex"}) {
+		t.Fatalf("orgs exported after globex came back: %v", got)
+	}
+	if got := counterValue(t, g, "arrowgate_sign_ins_started_total",
+		"globex"); got != 0 {
+		t.Fatalf("globex's sign-ins after it came back: %v, want 0", got)
+	}
+}
+
+// orgsExported is the sorted set of org labels of every series.
+func orgsExported(t *testing.T, g prometheus.Gatherer) []string {
+	t.Helper()
+	fams, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var orgs []string
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "org" && !slices.Contains(orgs,
+					l.GetValue()) {
+					orgs = append(orgs, l.GetValue())
+				}
+			}
+		}
+	}
+	slices.Sort(orgs)
+	return orgs
+}
+
+// counterValue is the value of the counter family name for org.
+func counterValue(t *testing.T, g prometheus.Gatherer, name,
+	org string) float64 {
+	t.Helper()
+	fams, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "org" && l.GetValue() == org {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s series for org %s", name, org)
+	return 0
+}
