@@ -83,7 +83,7 @@ type Handler struct {
 	IdentityJWT bool `json:"identity_jwt,omitempty"`
 
 	// RateLimit bounds login form posts and ACS posts per client
-	// address. Default: 30 a minute.
+	// address. Default: 300 a minute.
 	RateLimit *RateLimitConfig `json:"rate_limit,omitempty"`
 
 	// Orgs are the organizations that sign in through this gateway.
