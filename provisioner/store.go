@@ -31,6 +31,18 @@ var (
 	ErrUnavailable = errors.New("store unavailable")
 )
 
+// IsOutcome reports whether err is one of the answers a store returns
+// as they are, for callers to act on: ErrNotFound, ErrOutOfSeats,
+// ErrReplayed or ErrExists. Stores wrap every other error with what they
+// were doing.
+func IsOutcome(err error) bool {
+	switch err {
+	case ErrNotFound, ErrOutOfSeats, ErrReplayed, ErrExists:
+		return true
+	}
+	return false
+}
+
 // Source says how a member was added to an organization.
 type Source string
 

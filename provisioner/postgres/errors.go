@@ -110,15 +110,8 @@ func retryable(err error) bool {
 // the database being out of reach with provisioner.ErrUnavailable.
 // Outcomes callers act on are returned as they are.
 func fail(doing string, err error) error {
-	for _, outcome := range []error{
-		provisioner.ErrNotFound,
-		provisioner.ErrOutOfSeats,
-		provisioner.ErrReplayed,
-		provisioner.ErrExists,
-	} {
-		if err == outcome {
-			return err
-		}
+	if provisioner.IsOutcome(err) {
+		return err
 	}
 	return fmt.Errorf("%s: %w", doing, classify(err))
 }

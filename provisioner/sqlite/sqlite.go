@@ -136,15 +136,8 @@ func (s *Store) writeTx(ctx context.Context, fn func(*sql.Tx) error) error {
 // the database being out of reach with provisioner.ErrUnavailable.
 // Outcomes callers act on are returned as they are.
 func fail(doing string, err error) error {
-	for _, outcome := range []error{
-		provisioner.ErrNotFound,
-		provisioner.ErrOutOfSeats,
-		provisioner.ErrReplayed,
-		provisioner.ErrExists,
-	} {
-		if err == outcome {
-			return err
-		}
+	if provisioner.IsOutcome(err) {
+		return err
 	}
 	return fmt.Errorf("%s: %w", doing, classify(err))
 }
