@@ -31,6 +31,10 @@ type envOptions struct {
 	seats  int
 	jit    string
 	acmeMD string // overrides acme's idp_metadata_url
+
+	// trustLoopback trusts 127.0.0.1 as a proxy (trusted_proxies), as
+	// behind a load balancer that ends TLS
+	trustLoopback bool
 }
 
 var acmeUsers = []string{"alice@acme.test", "bob@acme.test",
@@ -56,6 +60,11 @@ func startEnv(t *testing.T, o envOptions) *env {
 	global := gatewaytest.GlobalOptions(t)
 	if o.admin != "" {
 		global = strings.Replace(global, "admin off", "admin "+o.admin, 1)
+	}
+	if o.trustLoopback {
+		global = strings.Replace(global, "persist_config off",
+			"persist_config off\n\tservers {\n\t\ttrusted_proxies "+
+				"static 127.0.0.1/32\n\t}", 1)
 	}
 	gatewaytest.Load(t, global+fmt.Sprintf(`
 %s {
@@ -459,6 +468,62 @@ func TestMetadataPublished(t *testing.T) {
 		if !strings.Contains(r.Body, want) {
 			t.Errorf("metadata lacks %s:\n%s", want, r.Body)
 		}
+	}
+}
+
+// TestHTTPSFromTrustedProxy puts the gateway behind a load balancer that
+// ends TLS: its X-Forwarded-Proto makes the metadata and cookies https,
+// and the same header from a client that is not a trusted proxy changes
+// nothing.
+func TestHTTPSFromTrustedProxy(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		trusted bool
+		scheme  string
+	}{
+		{"trusted_proxy", true, "https"},
+		{"untrusted_client", false, "http"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := startEnv(t, envOptions{seats: 3,
+				trustLoopback: c.trusted})
+			b := gatewaytest.NewBrowser(t)
+			get := func(u string) gatewaytest.Response {
+				req, _ := http.NewRequest(http.MethodGet, u, nil)
+				req.Header.Set("X-Forwarded-Proto", "https")
+				return b.Do(t, req)
+			}
+			site := c.scheme + "://" + strings.TrimPrefix(e.gw, "http://")
+			md := get(e.gw + "/.arrow/saml/acme/metadata")
+			for _, want := range []string{
+				`entityID="` + site + `/.arrow/saml/acme/metadata"`,
+				`Location="` + site + `/.arrow/saml/acme/acs"`,
+			} {
+				if !strings.Contains(md.Body, want) {
+					t.Errorf("metadata lacks %s:\n%s", want, md.Body)
+				}
+			}
+
+			req, _ := http.NewRequest(http.MethodPost, e.gw+"/.arrow/login",
+				strings.NewReader("email=alice%40acme.test&return_to=%2F"))
+			req.Header.Set("Content-Type",
+				"application/x-www-form-urlencoded")
+			req.Header.Set("X-Forwarded-Proto", "https")
+			r := b.Do(t, req)
+			if r.StatusCode != http.StatusFound {
+				t.Fatalf("login post: want 302 to the identity "+
+					"provider, got %d:\n%s", r.StatusCode, r.Body)
+			}
+			// over https the identity provider's cross-site post
+			// must carry the tracking cookie: Secure, SameSite=None
+			set := r.Header.Get("Set-Cookie")
+			if !strings.HasPrefix(set, "arrow_login_") ||
+				strings.Contains(set, "; Secure") != c.trusted ||
+				strings.Contains(set, "SameSite=None") != c.trusted {
+				t.Errorf("tracking cookie %q: want the %s form", set,
+					c.scheme)
+			}
+		})
 	}
 }
 
