@@ -12,10 +12,13 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -517,14 +520,19 @@ func TestAttackSignatureMissingOrForeign(t *testing.T) {
 }
 
 // TestAttackSignatureWrapping covers XSW1 to XSW8, each built from a
-// correctly signed response for the attacker, rewritten for the victim.
+// correctly signed response for the attacker, rewritten for the victim,
+// and a signed Response hidden in an unsigned one. Each holds a second
+// Response or Assertion, so the shape check refuses it as wrapping
+// before any signature is read: without that check the library refuses
+// most for other reasons, and signs the victim in with XSW7.
 func TestAttackSignatureWrapping(t *testing.T) {
 	e := startAttackEnv(t, attackOptions{})
 	var attacks []attack
 	for sname, s := range e.signers(t, samlfixture.Acme) {
 		for _, w := range samlfixture.Wrappings {
 			attacks = append(attacks, attack{
-				name: w.Name + "/" + sname,
+				name:    w.Name + "/" + sname,
+				reasons: []string{"wrapping"},
 				build: func(t *testing.T, req samlfixture.Request) []byte {
 					resp := e.valid(samlfixture.Acme, req, attackerEmail)
 					id := resp.Assertion.ID
@@ -540,6 +548,30 @@ func TestAttackSignatureWrapping(t *testing.T) {
 				},
 			})
 		}
+		attacks = append(attacks, attack{
+			// one Assertion in all, inside the attacker's correctly
+			// signed Response, carried in the Extensions of an
+			// unsigned Response for the victim
+			name:    "response_in_extensions/" + sname,
+			reasons: []string{"wrapping"},
+			build: func(t *testing.T, req samlfixture.Request) []byte {
+				own := e.valid(samlfixture.Acme, req, attackerEmail)
+				inner := withoutDeclaration(sign(t, s, render(t, own),
+					own.Assertion.ID, own.ID))
+				outer := e.valid(samlfixture.Acme, req, victimEmail)
+				outer.Assertion = nil
+				doc := render(t, outer)
+				issuer := []byte("</saml:Issuer>")
+				at := bytes.Index(doc, issuer)
+				if at < 0 {
+					t.Fatal("the outer response has no Issuer")
+				}
+				at += len(issuer)
+				ext := append(append([]byte("<samlp:Extensions>"),
+					inner...), "</samlp:Extensions>"...)
+				return append(doc[:at:at], append(ext, doc[at:]...)...)
+			},
+		})
 	}
 	e.run(t, attacks)
 }
@@ -589,17 +621,20 @@ func TestAttackXMLTricks(t *testing.T) {
 				return sign(t, s, doc, resp.Assertion.ID, resp.ID)
 			},
 		}, attack{
-			name: "two_assertions_signed_then_unsigned/" + sname,
+			name:    "two_assertions_signed_then_unsigned/" + sname,
+			reasons: []string{"wrapping"},
 			build: func(t *testing.T, req samlfixture.Request) []byte {
 				return twoAssertions(t, e, s, req, false)
 			},
 		}, attack{
-			name: "two_assertions_unsigned_then_signed/" + sname,
+			name:    "two_assertions_unsigned_then_signed/" + sname,
+			reasons: []string{"wrapping"},
 			build: func(t *testing.T, req samlfixture.Request) []byte {
 				return twoAssertions(t, e, s, req, true)
 			},
 		}, attack{
-			name: "encrypted_beside_plain/" + sname,
+			name:    "encrypted_beside_plain/" + sname,
+			reasons: []string{"wrapping"},
 			build: func(t *testing.T, req samlfixture.Request) []byte {
 				// the victim, encrypted to the gateway's public
 				// certificate by the attacker, unsigned; the attacker,
@@ -665,6 +700,19 @@ func TestAttackXMLTricks(t *testing.T) {
 				return append([]byte(`<!DOCTYPE samlp:Response [`+
 					`<!ENTITY who "`+victimEmail+`">]>`), doc...)
 			},
+		}, attack{
+			// a DTD that declares nothing leaves the signed document
+			// as it was; it is refused all the same, since SAML has
+			// no use for one
+			name:    "doctype_without_entities/" + sname,
+			reasons: []string{"malformed"},
+			build: func(t *testing.T, req samlfixture.Request) []byte {
+				resp := e.valid(samlfixture.Acme, req, attackerEmail)
+				doc := sign(t, s, render(t, resp), resp.Assertion.ID,
+					resp.ID)
+				return append([]byte("<!DOCTYPE samlp:Response>\n"),
+					withoutDeclaration(doc)...)
+			},
 		})
 	}
 	attacks = append(attacks, attack{
@@ -684,6 +732,26 @@ func TestAttackXMLTricks(t *testing.T) {
 		},
 	})
 	e.run(t, attacks)
+
+	// refused by the gateway's own bound on nesting, before any
+	// parser further on spends time on it
+	t.Run("nested_100_deep", func(t *testing.T) {
+		before := e.state(t)
+		b := gatewaytest.NewBrowser(t)
+		req := e.login(t, b, attackerEmail)
+		resp := e.valid(samlfixture.Acme, req, attackerEmail)
+		s := samlfixture.DsigSigner{IDP: e.idps[samlfixture.Acme]}
+		doc := sign(t, s, render(t, resp), resp.Assertion.ID, resp.ID)
+		end := []byte("</samlp:Response>")
+		deep := strings.Repeat("<x>", 100) + strings.Repeat("</x>", 100)
+		doc = bytes.Replace(doc, end, append([]byte(deep), end...), 1)
+		l := e.requireRejected(t, e.post(t, b, req, doc), before,
+			"malformed")
+		if !strings.Contains(l.str("detail"), "nests too deep") {
+			t.Fatalf("detail %q: want the depth limit to refuse it",
+				l.str("detail"))
+		}
+	})
 }
 
 // TestEncryptedAssertionAccepted is the control of encrypted_beside_plain
@@ -862,6 +930,42 @@ func TestAttackLoginBinding(t *testing.T) {
 			forgeTrackingCookie(t, victim, req)
 			return e.post(t, victim, req, signedFor(t, req, attackerEmail))
 		}},
+		{"expired_tracking_cookie", func(t *testing.T) gatewaytest.Response {
+			// the browser's own login, its cookie sealed again with the
+			// gateway's key, its expiry a minute ago: the browser would
+			// have dropped it, a replaying client need not
+			b := gatewaytest.NewBrowser(t)
+			req := e.login(t, b, attackerEmail)
+			c := trackingCookie(t, b, req)
+			var v map[string]any
+			if err := json.Unmarshal(e.openCookie(t, c), &v); err != nil {
+				t.Fatal(err)
+			}
+			v["e"] = time.Now().Add(-time.Minute).Unix()
+			data, err := json.Marshal(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Value = e.seal(t, c.Name, data)
+			b.Client.Jar.SetCookies(mustURL(t, req.ACSURL), []*http.Cookie{c})
+			return e.post(t, b, req, signedFor(t, req, attackerEmail))
+		}},
+		{"tracking_cookie_renamed", func(t *testing.T) gatewaytest.Response {
+			// a genuine cookie, copied under the name of another
+			// login's RelayState and posted with that RelayState: the
+			// cookie counts only under the name it was sealed for
+			b := gatewaytest.NewBrowser(t)
+			req := e.login(t, b, attackerEmail)
+			c := trackingCookie(t, b, req)
+			other := e.login(t, gatewaytest.NewBrowser(t), attackerEmail)
+			c.Name = "arrow_login_" + other.RelayState
+			moved := gatewaytest.NewBrowser(t)
+			moved.Client.Jar.SetCookies(mustURL(t, req.ACSURL),
+				[]*http.Cookie{c})
+			doc := signedFor(t, req, attackerEmail)
+			req.RelayState = other.RelayState
+			return e.post(t, moved, req, doc)
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -991,7 +1095,7 @@ func TestAttackEmailShapes(t *testing.T) {
 
 // TestAttackOversizedAndMalformedBodies covers what reaches the ACS
 // before any XML: a body of megabytes, garbage, and the redirect binding
-// with a deflate bomb.
+// with a deflate bomb; and a login form over the body cap.
 func TestAttackOversizedAndMalformedBodies(t *testing.T) {
 	e := startAttackEnv(t, attackOptions{})
 	t.Run("several_megabytes", func(t *testing.T) {
@@ -1031,6 +1135,25 @@ func TestAttackOversizedAndMalformedBodies(t *testing.T) {
 			e.requireRejected(t, r, before, "malformed")
 		})
 	}
+
+	t.Run("login_form_of_a_megabyte", func(t *testing.T) {
+		// a valid email, then padding past the body cap: the form is
+		// refused, not half read and sent on to an identity provider
+		b := gatewaytest.NewBrowser(t)
+		r := b.PostForm(t, e.gw+"/.arrow/login", url.Values{
+			"email": {attackerEmail}, "padding": {strings.Repeat("x",
+				1<<20)}})
+		to, _, _ := strings.Cut(r.Header.Get("Location"), "?")
+		if r.StatusCode != http.StatusBadRequest || to != "" {
+			t.Fatalf("want 400 and no redirect, got %d to %q",
+				r.StatusCode, to)
+		}
+		for _, c := range r.Cookies() {
+			if strings.HasPrefix(c.Name, "arrow_login_") {
+				t.Fatalf("the refused login set %s", c.Name)
+			}
+		}
+	})
 
 	bomb := url.QueryEscape(base64.StdEncoding.EncodeToString(
 		deflate(t, bytes.Repeat([]byte("A"), 8<<20))))
@@ -1242,18 +1365,25 @@ func TestAttackLogoutCSRF(t *testing.T) {
 	_, victimForm := gatewaytest.FormOf(t,
 		victim.Get(t, e.gw+"/.arrow/logout").Body)
 
+	token := victimForm.Get("csrf")
 	for _, c := range []struct {
-		name string
-		form url.Values
+		name  string
+		query string // after the path of the post
+		form  url.Values
 	}{
-		{"no_token", url.Values{}},
-		{"empty_token", url.Values{"csrf": {""}}},
-		{"another_sessions_token", attackerForm},
-		{"token_with_a_suffix", url.Values{
-			"csrf": {victimForm.Get("csrf") + "x"}}},
+		{"no_token", "", url.Values{}},
+		{"empty_token", "", url.Values{"csrf": {""}}},
+		{"another_sessions_token", "", attackerForm},
+		{"token_with_a_suffix", "", url.Values{"csrf": {token + "x"}}},
+		// a link or an img can carry a query, never a body
+		{"token_in_query_of_post", "?csrf=" + url.QueryEscape(token),
+			url.Values{}},
+		// over the body cap, the form is not read at all
+		{"token_with_a_megabyte_of_padding", "", url.Values{
+			"csrf": {token}, "padding": {strings.Repeat("x", 1<<20)}}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r := victim.PostForm(t, e.gw+"/.arrow/logout", c.form)
+			r := victim.PostForm(t, e.gw+"/.arrow/logout"+c.query, c.form)
 			if r.StatusCode != http.StatusForbidden {
 				t.Fatalf("want 403, got %d", r.StatusCode)
 			}
@@ -1267,8 +1397,7 @@ func TestAttackLogoutCSRF(t *testing.T) {
 		})
 	}
 	t.Run("token_in_query_of_get", func(t *testing.T) {
-		victim.Get(t, e.gw+"/.arrow/logout?csrf="+
-			url.QueryEscape(victimForm.Get("csrf")))
+		victim.Get(t, e.gw+"/.arrow/logout?csrf="+url.QueryEscape(token))
 		if !strings.Contains(victim.Get(t, e.gw+"/x").Body, victimEmail) {
 			t.Fatalf("a GET ended the session")
 		}
@@ -1322,35 +1451,78 @@ func TestSessionAndTrackingCookieFlags(t *testing.T) {
 	}
 }
 
+// gatewayCSP is the whole Content-Security-Policy of the gateway's own
+// pages: nothing runs, nothing is framed, only the gateway's own styles
+// and images load.
+const gatewayCSP = "default-src 'none'; style-src 'self'; " +
+	"img-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+
 // TestGatewayPagesSecurityHeaders checks the headers of every kind of
-// page the gateway serves itself.
+// page the gateway serves itself, and of the two redirects of a sign-in,
+// which carry the tracking and the session cookie.
 func TestGatewayPagesSecurityHeaders(t *testing.T) {
 	e := startAttackEnv(t, attackOptions{})
 	b := gatewaytest.NewBrowser(t)
+	signer := samlfixture.DsigSigner{IDP: e.idps[samlfixture.Acme]}
+	toIDP := b.PostForm(t, e.gw+"/.arrow/login", url.Values{
+		"email": {attackerEmail}})
+	loc, err := toIDP.Location()
+	if toIDP.StatusCode != http.StatusFound || err != nil {
+		t.Fatalf("login: want a redirect to the identity provider, "+
+			"got %d", toIDP.StatusCode)
+	}
+	req, err := samlfixture.ParseRedirect(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := e.valid(samlfixture.Acme, req, attackerEmail)
+	signedIn := e.post(t, b, req, sign(t, signer, render(t, resp),
+		resp.Assertion.ID, resp.ID))
+	if signedIn.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in: want 303, got %d", signedIn.StatusCode)
+	}
+
+	b = gatewaytest.NewBrowser(t)
 	pages := map[string]gatewaytest.Response{
 		"login":   b.Get(t, e.gw+"/.arrow/login"),
 		"logout":  b.Get(t, e.gw+"/.arrow/logout"),
 		"unknown": b.Get(t, e.gw+"/.arrow/nowhere"),
 		"login_post": b.PostForm(t, e.gw+"/.arrow/login", url.Values{
 			"email": {"x@unknown.test"}}),
+		"to_identity_provider": toIDP,
+		"signed_in":            signedIn,
 	}
 	b.Accept = "application/json"
 	pages["problem"] = b.Get(t, e.gw+"/api")
-	req := e.login(t, gatewaytest.NewBrowser(t), attackerEmail)
+	req = e.login(t, gatewaytest.NewBrowser(t), attackerEmail)
 	pages["refusal"] = gatewaytest.NewBrowser(t).PostForm(t, req.ACSURL,
 		url.Values{"SAMLResponse": {"x"}, "RelayState": {"y"}})
 	for name, r := range pages {
 		h := r.Header
-		csp := h.Get("Content-Security-Policy")
-		if !strings.Contains(csp, "frame-ancestors 'none'") ||
-			!strings.Contains(csp, "default-src 'none'") ||
-			h.Get("Cache-Control") != "no-store" ||
+		if csp := h.Values("Content-Security-Policy"); len(csp) != 1 ||
+			csp[0] != gatewayCSP {
+			t.Errorf("%s (%d): Content-Security-Policy %q, want %q", name,
+				r.StatusCode, csp, gatewayCSP)
+		}
+		if h.Get("Cache-Control") != "no-store" ||
 			h.Get("Referrer-Policy") != "no-referrer" ||
 			h.Get("X-Content-Type-Options") != "nosniff" {
-			t.Errorf("%s (%d): security headers missing: %v", name,
-				r.StatusCode, h)
+			t.Errorf("%s (%d): Cache-Control %q, Referrer-Policy %q, "+
+				"X-Content-Type-Options %q: want no-store, no-referrer, "+
+				"nosniff", name, r.StatusCode, h.Get("Cache-Control"),
+				h.Get("Referrer-Policy"), h.Get("X-Content-Type-Options"))
 		}
 	}
+}
+
+// withoutDeclaration drops the XML declaration xmlsec1 writes, so that
+// the document can go inside another.
+func withoutDeclaration(doc []byte) []byte {
+	doc = bytes.TrimSpace(doc)
+	if bytes.HasPrefix(doc, []byte("<?xml")) {
+		doc = doc[bytes.Index(doc, []byte("?>"))+2:]
+	}
+	return doc
 }
 
 // swapIdentity replaces the attacker's address with the victim's.
@@ -1469,6 +1641,65 @@ func forgeTrackingCookie(t *testing.T, b *gatewaytest.Browser,
 		Value: base64.RawURLEncoding.EncodeToString(payload) + "." + mac,
 		Path:  "/.arrow/saml/",
 	}})
+}
+
+// trackingCookie returns the tracking cookie b holds for req, with the
+// path the gateway set it on.
+func trackingCookie(t *testing.T, b *gatewaytest.Browser,
+	req samlfixture.Request) *http.Cookie {
+	t.Helper()
+	name := "arrow_login_" + req.RelayState
+	for _, c := range b.Client.Jar.Cookies(mustURL(t, req.ACSURL)) {
+		if c.Name == name {
+			return &http.Cookie{Name: c.Name, Value: c.Value,
+				Path: "/.arrow/saml/"}
+		}
+	}
+	t.Fatalf("the browser holds no %s cookie", name)
+	return nil
+}
+
+// seal seals data for the cookie name as the gateway does, with its
+// cookie key from the store: the payload in base64url, a dot, and the
+// HMAC-SHA256 of the name and the payload, each followed by a zero byte.
+func (e *attackEnv) seal(t *testing.T, name string, data []byte) string {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, e.db)
+	if err != nil {
+		t.Fatalf("opening store: %v", err)
+	}
+	defer st.Close()
+	key, err := st.Secret(ctx, "cookie-key", func() ([]byte, error) {
+		return nil, errors.New("the gateway has no cookie key yet")
+	})
+	if err != nil {
+		t.Fatalf("reading the cookie key: %v", err)
+	}
+	payload := base64.RawURLEncoding.EncodeToString(data)
+	m := hmac.New(sha256.New, key)
+	for _, p := range []string{name, payload} {
+		m.Write([]byte(p))
+		m.Write([]byte{0})
+	}
+	return payload + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// openCookie returns the payload of a cookie the gateway sealed, after
+// checking that seal makes the same value: a test that seals what it
+// changed then differs from the gateway's cookie only in that change.
+func (e *attackEnv) openCookie(t *testing.T, c *http.Cookie) []byte {
+	t.Helper()
+	payload, _, _ := strings.Cut(c.Value, ".")
+	data, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		t.Fatalf("cookie %s: %v", c.Name, err)
+	}
+	if e.seal(t, c.Name, data) != c.Value {
+		t.Fatalf("cookie %s: sealed again, it differs: the test does "+
+			"not seal as the gateway does", c.Name)
+	}
+	return data
 }
 
 func mustURL(t *testing.T, s string) *url.URL {
