@@ -1,13 +1,16 @@
 package caddymodule_test
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -170,7 +173,8 @@ func refusedWithReference(t *testing.T, what string,
 // only: buckets and sums depend on how fast the machine is.
 func scrape(t *testing.T, gw string) prometheus.Gatherer {
 	t.Helper()
-	resp, err := http.Get(gw + "/metrics")
+	client := &http.Client{Transport: newAfterReload(t)}
+	resp, err := client.Get(gw + "/metrics")
 	if err != nil {
 		t.Fatalf("scraping: %v", err)
 	}
@@ -322,7 +326,9 @@ func TestMetricsKeepTheirValuesAcrossReloads(t *testing.T) {
 	gatewaytest.Load(t, m.config)
 	gatewaytest.Load(t, m.config)
 
-	r := gatewaytest.NewBrowser(t).SignIn(t, m.gw, "/", "erin@globex.test")
+	b := gatewaytest.NewBrowser(t)
+	b.Client.Transport = newAfterReload(t)
+	r := b.SignIn(t, m.gw, "/", "erin@globex.test")
 	if r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("erin after the reloads: want 303, got %d", r.StatusCode)
 	}
@@ -360,6 +366,51 @@ func TestMetricsOfARemovedOrgGoWithIt(t *testing.T) {
 	if got := counterValue(t, g, "arrowgate_sign_ins_started_total",
 		"globex"); got != 0 {
 		t.Fatalf("globex's sign-ins after it came back: %v, want 0", got)
+	}
+}
+
+// afterReload carries requests sent right after a configuration reload.
+// Caddy binds each configuration's listener anew, with SO_REUSEPORT, and
+// shuts the previous server down in a goroutine caddy.Load does not wait
+// for. Meanwhile the kernel may queue a new connection on the previous
+// socket: it is reset when that socket closes, or accepted by the server
+// shutting down, which closes it unanswered. Either way no handler saw
+// the request, and afterReload sends it again, each time on a new
+// connection. Every answer the gateway gives, an error page included,
+// comes back as it came.
+type afterReload struct {
+	t    *testing.T
+	base *http.Transport
+}
+
+func newAfterReload(t *testing.T) afterReload {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DisableKeepAlives = true
+	return afterReload{t: t, base: tr}
+}
+
+func (a afterReload) RoundTrip(req *http.Request) (*http.Response,
+	error) {
+	for attempt := 1; ; attempt++ {
+		resp, err := a.base.RoundTrip(req)
+		unread := errors.Is(err, syscall.ECONNRESET) ||
+			errors.Is(err, io.EOF)
+		if err == nil || !unread || attempt == 5 {
+			return resp, err
+		}
+		a.t.Logf("%s %s: %v; sending it again", req.Method, req.URL, err)
+		if req.Body != nil {
+			if req.GetBody == nil {
+				return nil, err
+			}
+			body, gerr := req.GetBody()
+			if gerr != nil {
+				return nil, err
+			}
+			req = req.Clone(req.Context())
+			req.Body = body
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
