@@ -398,6 +398,14 @@ func (e *attackEnv) run(t *testing.T, attacks []attack) {
 	}
 }
 
+// signedWhole renders resp with both its assertion and the response
+// signed by s, as most identity providers send it.
+func signedWhole(t *testing.T, s samlfixture.Signer,
+	resp samlfixture.Response) []byte {
+	t.Helper()
+	return sign(t, s, render(t, resp), resp.Assertion.ID, resp.ID)
+}
+
 // valid returns a correct response of idp for req vouching for email.
 func (e *attackEnv) valid(idp string, req samlfixture.Request,
 	email string) samlfixture.Response {
@@ -470,8 +478,7 @@ func TestAttackSignatureMissingOrForeign(t *testing.T) {
 			reasons: []string{"signature", "invalid"},
 			build: func(t *testing.T, req samlfixture.Request) []byte {
 				resp := e.valid(samlfixture.Acme, req, attackerEmail)
-				doc := sign(t, s, render(t, resp), resp.Assertion.ID,
-					resp.ID)
+				doc := signedWhole(t, s, resp)
 				return swapIdentity(t, stripSignatures(t, doc))
 			},
 		}, attack{
@@ -479,8 +486,7 @@ func TestAttackSignatureMissingOrForeign(t *testing.T) {
 			reasons: []string{"signature"},
 			build: func(t *testing.T, req samlfixture.Request) []byte {
 				resp := e.valid(samlfixture.Acme, req, attackerEmail)
-				doc := sign(t, s, render(t, resp), resp.Assertion.ID,
-					resp.ID)
+				doc := signedWhole(t, s, resp)
 				return swapIdentity(t, doc)
 			},
 		}, attack{
@@ -500,8 +506,7 @@ func TestAttackSignatureMissingOrForeign(t *testing.T) {
 			reasons: []string{"signature"},
 			build: func(t *testing.T, req samlfixture.Request) []byte {
 				resp := e.valid(samlfixture.Acme, req, victimEmail)
-				return sign(t, s, render(t, resp), resp.Assertion.ID,
-					resp.ID)
+				return signedWhole(t, s, resp)
 			},
 		}, attack{
 			// the attacker's signature, presenting acme's certificate
@@ -509,8 +514,7 @@ func TestAttackSignatureMissingOrForeign(t *testing.T) {
 			reasons: []string{"signature"},
 			build: func(t *testing.T, req samlfixture.Request) []byte {
 				resp := e.valid(samlfixture.Acme, req, victimEmail)
-				doc := sign(t, s, render(t, resp), resp.Assertion.ID,
-					resp.ID)
+				doc := signedWhole(t, s, resp)
 				return replaceCert(t, doc, e.idps[samlfixture.Attacker],
 					e.idps[samlfixture.Acme])
 			},
@@ -594,8 +598,7 @@ func TestAttackXMLTricks(t *testing.T) {
 				resp := e.valid(samlfixture.Acme, req,
 					"bob@acme.test.evil.com")
 				resp.Assertion.NameIDXML = "bob@acme.test<!---->.evil.com"
-				return sign(t, s, render(t, resp), resp.Assertion.ID,
-					resp.ID)
+				return signedWhole(t, s, resp)
 			},
 		}, attack{
 			name: "foreign_namespace_nameid/" + sname,
@@ -693,8 +696,7 @@ func TestAttackXMLTricks(t *testing.T) {
 			reasons: []string{"malformed"},
 			build: func(t *testing.T, req samlfixture.Request) []byte {
 				resp := e.valid(samlfixture.Acme, req, attackerEmail)
-				doc := sign(t, s, render(t, resp), resp.Assertion.ID,
-					resp.ID)
+				doc := signedWhole(t, s, resp)
 				doc = bytes.Replace(doc, []byte(attackerEmail),
 					[]byte("&who;"), 1)
 				return append([]byte(`<!DOCTYPE samlp:Response [`+
@@ -708,8 +710,7 @@ func TestAttackXMLTricks(t *testing.T) {
 			reasons: []string{"malformed"},
 			build: func(t *testing.T, req samlfixture.Request) []byte {
 				resp := e.valid(samlfixture.Acme, req, attackerEmail)
-				doc := sign(t, s, render(t, resp), resp.Assertion.ID,
-					resp.ID)
+				doc := signedWhole(t, s, resp)
 				return append([]byte("<!DOCTYPE samlp:Response>\n"),
 					withoutDeclaration(doc)...)
 			},
@@ -741,7 +742,7 @@ func TestAttackXMLTricks(t *testing.T) {
 		req := e.login(t, b, attackerEmail)
 		resp := e.valid(samlfixture.Acme, req, attackerEmail)
 		s := samlfixture.DsigSigner{IDP: e.idps[samlfixture.Acme]}
-		doc := sign(t, s, render(t, resp), resp.Assertion.ID, resp.ID)
+		doc := signedWhole(t, s, resp)
 		end := []byte("</samlp:Response>")
 		deep := strings.Repeat("<x>", 100) + strings.Repeat("</x>", 100)
 		doc = bytes.Replace(doc, end, append([]byte(deep), end...), 1)
@@ -793,8 +794,7 @@ func TestAttackValidityAndAddressing(t *testing.T) {
 			build: func(t *testing.T, req samlfixture.Request) []byte {
 				resp := e.valid(samlfixture.Acme, req, attackerEmail)
 				change(&resp, req)
-				return sign(t, s, render(t, resp), resp.Assertion.ID,
-					resp.ID)
+				return signedWhole(t, s, resp)
 			}}
 	}
 	now := time.Now().UTC()
@@ -867,7 +867,7 @@ func TestAttackLoginBinding(t *testing.T) {
 	signedFor := func(t *testing.T, req samlfixture.Request,
 		email string) []byte {
 		resp := e.valid(samlfixture.Acme, req, email)
-		return sign(t, s, render(t, resp), resp.Assertion.ID, resp.ID)
+		return signedWhole(t, s, resp)
 	}
 	cases := []struct {
 		name string
@@ -902,7 +902,7 @@ func TestAttackLoginBinding(t *testing.T) {
 			resp := e.valid(samlfixture.Acme, acme, attackerEmail)
 			resp.InResponseTo = globex.ID
 			resp.Assertion.InResponseTo = globex.ID
-			doc := sign(t, s, render(t, resp), resp.Assertion.ID, resp.ID)
+			doc := signedWhole(t, s, resp)
 			return e.post(t, b, acme, doc)
 		}},
 		{"tracking_cookie_of_another_org", func(t *testing.T) gatewaytest.Response {
@@ -918,7 +918,7 @@ func TestAttackLoginBinding(t *testing.T) {
 			resp := e.valid(samlfixture.Acme, acme, attackerEmail)
 			resp.InResponseTo = globex.ID
 			resp.Assertion.InResponseTo = globex.ID
-			doc := sign(t, s, render(t, resp), resp.Assertion.ID, resp.ID)
+			doc := signedWhole(t, s, resp)
 			acme.RelayState = globex.RelayState
 			return e.post(t, b, acme, doc)
 		}},
@@ -985,7 +985,7 @@ func TestAttackReplay(t *testing.T) {
 			req := e.login(t, b, attackerEmail)
 			stolen := b.Client.Jar.Cookies(mustURL(t, req.ACSURL))
 			resp := e.valid(samlfixture.Acme, req, attackerEmail)
-			doc := sign(t, s, render(t, resp), resp.Assertion.ID, resp.ID)
+			doc := signedWhole(t, s, resp)
 			if r := e.post(t, b, req, doc); r.StatusCode != http.StatusSeeOther {
 				t.Fatalf("first post: want 303, got %d:\n%s", r.StatusCode,
 					r.Body)
@@ -1056,7 +1056,7 @@ func TestAttackEmailShapes(t *testing.T) {
 		samlfixture.Request) []byte {
 		return func(t *testing.T, req samlfixture.Request) []byte {
 			resp := e.valid(samlfixture.Acme, req, email)
-			return sign(t, s, render(t, resp), resp.Assertion.ID, resp.ID)
+			return signedWhole(t, s, resp)
 		}
 	}
 	e.run(t, []attack{
@@ -1178,7 +1178,7 @@ func TestAttackOversizedAndMalformedBodies(t *testing.T) {
 		req := e.login(t, b, attackerEmail)
 		resp := e.valid(samlfixture.Acme, req, attackerEmail)
 		s := samlfixture.DsigSigner{IDP: e.idps[samlfixture.Acme]}
-		doc := sign(t, s, render(t, resp), resp.Assertion.ID, resp.ID)
+		doc := signedWhole(t, s, resp)
 		r := b.PostForm(t, req.ACSURL+"?SAMLResponse="+bomb, url.Values{
 			"SAMLResponse": {base64.StdEncoding.EncodeToString(doc)},
 			"RelayState":   {req.RelayState}})
