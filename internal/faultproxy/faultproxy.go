@@ -6,10 +6,13 @@ package faultproxy
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"sync"
 	"testing"
+
+	"github.com/arrowgate/arrowgate/internal/testport"
 )
 
 // Proxy forwards connections from Addr to its target while up.
@@ -30,12 +33,15 @@ type Proxy struct {
 // once when up is true. It stops when the test ends.
 func New(t testing.TB, target string, up bool) *Proxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// a port of its own, outside the kernel's ephemeral range, so that
+	// nothing else takes it while the proxy is down
+	addr := fmt.Sprintf("127.0.0.1:%d", testport.Free(t))
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatalf("listening: %v", err)
 	}
 	p := &Proxy{
-		addr:   ln.Addr().String(),
+		addr:   addr,
 		target: target,
 		conns:  make(map[net.Conn]struct{}),
 	}

@@ -8,8 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -18,7 +16,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -33,51 +30,18 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	"github.com/arrowgate/arrowgate/examples/demoidp"
+	"github.com/arrowgate/arrowgate/internal/testport"
 )
 
 // Password is the password of every test user.
 const Password = "demo"
 
-// FreePort returns a port nobody listens on right now, on any address,
-// for a gateway the test configures by port. It is drawn from below the
-// kernel's ephemeral range (Linux: 32768 and up), where the ports that
-// httptest servers and outgoing connections get at random never fall,
-// so none of them can take it between this call and the gateway's
-// listen; tests running in other processes draw at random too. A port is
-// given once in a process, so the gateways of one test never share one.
+// FreePort returns a port nobody listens on right now, for a gateway the
+// test configures by port. See testport.Free.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	portsGiven.Lock()
-	defer portsGiven.Unlock()
-	for range 200 {
-		port := firstTestPort + rand.IntN(testPorts)
-		if portsGiven.m[port] {
-			continue
-		}
-		l, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
-		if err != nil {
-			continue
-		}
-		_ = l.Close()
-		portsGiven.m[port] = true
-		return port
-	}
-	t.Fatalf("finding a free port: 200 ports from %d were taken",
-		firstTestPort)
-	return 0
+	return testport.Free(t)
 }
-
-// portsGiven holds the ports FreePort returned in this process.
-var portsGiven = struct {
-	sync.Mutex
-	m map[int]bool
-}{m: map[int]bool{}}
-
-// The ports FreePort draws from: 20000 to 32767.
-const (
-	firstTestPort = 20000
-	testPorts     = 32768 - firstTestPort
-)
 
 // IDP is a demo identity provider served by an httptest server.
 type IDP struct {
